@@ -1,0 +1,1 @@
+"""sitrep's HTTP skin: the Litestar app, REST controllers, auth and the CLI."""

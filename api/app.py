@@ -1,0 +1,57 @@
+"""The Litestar application: create_app(settings) wires the pool, the routes and error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.response import Response
+
+from api.settings import Settings
+from db.pool import create_pool
+
+
+@get("/health", operation_id="health", tags=["ops"], summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", operation_id="ready", tags=["ops"], summary="Readiness: the database answers")
+async def ready(state: State) -> Response[dict[str, str]]:
+    pool: asyncpg.Pool = state.pool
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1", timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError):
+        return Response(
+            {"status": "unavailable", "database": "unreachable"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return Response({"status": "ready", "database": "ok"})
+
+
+def create_app(settings: Settings, dsn: str) -> Litestar:
+    """The app for one process; `dsn` is the resolved database (a URL or the embedded one)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(
+            dsn,
+            min_size=settings.pool_min,
+            max_size=settings.pool_max,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    return Litestar(
+        route_handlers=[health, ready],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+    )

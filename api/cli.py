@@ -1,0 +1,134 @@
+"""The `sitrep` command line: serve, migrate, import, relink, generate, keys.
+
+Every expected failure is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+import click
+import msgspec
+
+from api.settings import Settings, from_env
+
+T = TypeVar("T")
+
+
+class CliError(click.ClickException):
+    """A failure the user can act on: printed as one line."""
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """Yield a DSN: DATABASE_URL, or the embedded server (started for as long as we run)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from db import embedded
+
+    try:
+        dsn, server = embedded.start(settings.data_dir)
+    except Exception as exc:  # the wheel's failures are many and untyped
+        raise CliError(f"could not start the embedded PostgreSQL in {settings.data_dir}: {exc}") from exc
+    try:
+        yield dsn
+    finally:
+        embedded.stop(server)
+
+
+def run_db(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run one coroutine on a fresh connection, with migrations applied, turning DB failures into one line."""
+    from db.migrate import migrate
+    from db.pool import connect
+
+    async def main(dsn: str) -> T:
+        conn = await connect(dsn, timeout=10)
+        try:
+            await migrate(conn)
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    with database(settings) as dsn:
+        try:
+            return asyncio.run(main(dsn))
+        except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise CliError(f"cannot reach the database: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise CliError(f"database error: {exc}") from exc
+
+
+@click.group()
+@click.version_option(package_name="sitrep")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """sitrep: live conflict-news coverage as a data API."""
+    try:
+        ctx.obj = from_env()
+    except (ValueError, OSError) as exc:
+        raise CliError(f"bad setting: {exc}") from exc
+
+
+@cli.command()
+@click.pass_obj
+def migrate(settings: Settings) -> None:
+    """Apply pending database migrations."""
+    from db.migrate import migrate as apply
+
+    async def work(conn: asyncpg.Connection) -> list[str]:
+        return await apply(conn)  # run_db applied them already; this reports none left
+
+    run_db(settings, work)
+    click.echo("migrations: up to date")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.pass_obj
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve the API (the embedded database and the sample data unless DATABASE_URL is set)."""
+    import uvicorn
+
+    with database(settings) as dsn:
+        os.environ["DATABASE_URL"] = dsn
+
+        async def prepare(conn: asyncpg.Connection) -> None:
+            if settings.load_sample:
+                from db.sample import load_sample_if_empty
+
+                loaded = await load_sample_if_empty(conn)
+                if loaded:
+                    click.echo(f"loaded the sample dataset: {loaded}", err=True)
+
+        run_db(msgspec.structs.replace(settings, database_url=dsn), prepare)
+        click.echo(f"sitrep serving on http://{host}:{port} (docs at /docs, GraphQL at /graphql)", err=True)
+        uvicorn.run(
+            "api.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="sitrep", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Settings: one frozen struct read from the environment once, then passed down."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    data_dir: Path = Path.home() / ".local" / "share" / "sitrep"
+    secret: str = ""
+    redis_url: str | None = None
+    require_key: bool = False
+    anonymous_rate: int = 60
+    statement_timeout_ms: int = 5000
+    pool_min: int = 2
+    pool_max: int = 10
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 2 * 1024 * 1024
+    load_sample: bool = True
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _data_dir(env: dict[str, str]) -> Path:
+    if env.get("SITREP_DATA_DIR"):
+        return Path(env["SITREP_DATA_DIR"]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sitrep"
+
+
+def _secret(data_dir: Path, given: str | None) -> str:
+    """SITREP_SECRET, or one generated on first run and kept in the data folder."""
+    if given:
+        return given
+    path = data_dir / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data_dir = _data_dir(env)
+    origins = tuple(o.strip() for o in env.get("SITREP_CORS_ORIGINS", "").split(",") if o.strip())
+    return Settings(
+        database_url=env.get("DATABASE_URL") or None,
+        data_dir=data_dir,
+        secret=_secret(data_dir, env.get("SITREP_SECRET")),
+        redis_url=env.get("REDIS_URL") or None,
+        require_key=_bool(env.get("SITREP_REQUIRE_KEY", "false")),
+        anonymous_rate=int(env.get("SITREP_ANONYMOUS_RATE", "60")),
+        statement_timeout_ms=int(env.get("SITREP_STATEMENT_TIMEOUT_MS", "5000")),
+        pool_min=int(env.get("SITREP_POOL_MIN", "2")),
+        pool_max=int(env.get("SITREP_POOL_MAX", "10")),
+        cors_origins=origins,
+        max_body_bytes=int(env.get("SITREP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
+        load_sample=_bool(env.get("SITREP_LOAD_SAMPLE", "true")),
+    )

@@ -1,0 +1,58 @@
+"""Connections: codecs every connection needs, and the pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.decode
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda v: _json_encode(v).decode(),
+        decoder=_json_decode,
+        format="text",
+    )
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        encoder=lambda v: _json_encode(v).decode(),
+        decoder=_json_decode,
+        format="text",
+    )
+
+
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
+    conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
+    await init_connection(conn)
+    return conn
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    statement_timeout_ms: int = 5000,
+    connect_timeout: float = 5.0,
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        timeout=connect_timeout,
+        command_timeout=statement_timeout_ms / 1000 + 1,
+        server_settings={
+            "statement_timeout": str(statement_timeout_ms),
+            "application_name": "sitrep",
+        },
+    )
+    assert pool is not None
+    return pool
