@@ -1,0 +1,73 @@
+"""Filters and pages: defined once here, used by REST and GraphQL alike, turned into SQL once.
+
+A reference (`Ref`) is a database id (int) or a slug (str); each skin turns its own inputs
+(query parameters, GraphQL global ids) into these before calling the query layer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+MAX_LIMIT = 200  # REST's ceiling; GraphQL's first/last stop at MAX_GRAPHQL_PAGE
+MAX_GRAPHQL_PAGE = 100
+DEFAULT_LIMIT = 50
+
+Ref = int | str
+EntrySort = Literal["-published_at", "published_at", "-updated_at", "updated_at"]
+CatalogSort = Literal["name", "-entry_count"]
+ActorMatch = Literal["any", "all"]
+BBox = tuple[float, float, float, float]  # min_lon, min_lat, max_lon, max_lat
+
+
+class EntryFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which entries: every field narrows; repeated values of one field are OR'ed.
+
+    `location` includes everything inside the location; `since <= published_at < until`;
+    `updated_since <= updated_at`; `q` is web-search syntax (websearch_to_tsquery);
+    `bbox` keeps entries linked to a location inside the box. `and_`, `or_` and `not_`
+    combine whole filters (GraphQL's boolean filter fields).
+    """
+
+    blog: tuple[Ref, ...] = ()
+    actor: tuple[Ref, ...] = ()
+    actor_match: ActorMatch = "any"
+    location: tuple[Ref, ...] = ()
+    source: tuple[Ref, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    updated_since: datetime | None = None
+    q: str | None = None
+    kind: tuple[str, ...] = ()
+    bbox: BBox | None = None
+    and_: tuple[EntryFilter, ...] = ()
+    or_: tuple[EntryFilter, ...] = ()
+    not_: EntryFilter | None = None
+
+
+class ActorFilter(msgspec.Struct, frozen=True, kw_only=True):
+    q: str | None = None  # name or alias, prefix, case-insensitive
+    kind: tuple[str, ...] = ()
+    country: tuple[str, ...] = ()
+
+
+class LocationFilter(msgspec.Struct, frozen=True, kw_only=True):
+    q: str | None = None
+    kind: tuple[str, ...] = ()
+    country: tuple[str, ...] = ()
+    within: tuple[Ref, ...] = ()  # an ancestor: the location's descendants (not itself)
+    bbox: BBox | None = None
+    near: tuple[float, float] | None = None  # lat, lon
+    radius_km: float | None = None
+
+
+class SourceFilter(msgspec.Struct, frozen=True, kw_only=True):
+    q: str | None = None
+    kind: tuple[str, ...] = ()
+
+
+class BlogFilter(msgspec.Struct, frozen=True, kw_only=True):
+    status: tuple[str, ...] = ()
+    q: str | None = None

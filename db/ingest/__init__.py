@@ -1,0 +1,1 @@
+"""Ingest: the live-blog page parser, the gazetteer and the entity linker."""
