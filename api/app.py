@@ -10,6 +10,9 @@ from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.response import Response
 
+from api.caching import HttpCachingMiddleware
+from api.docs import DocsPlugin, openapi_config
+from api.metrics import MetricsPlugin
 from api.settings import Settings
 from db.pool import create_pool
 
@@ -54,4 +57,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         route_handlers=[health, ready],
         lifespan=[lifespan],
         state=State({"settings": settings}),
+        openapi_config=openapi_config(),
+        plugins=[MetricsPlugin(), DocsPlugin()],
+        middleware=[HttpCachingMiddleware()],
     )

@@ -1,0 +1,105 @@
+"""Prometheus metrics at GET /metrics: requests and latencies per route template, pool usage.
+
+Each app gets its own registry (tests build many apps in one process). Requests are
+labelled by the route *template* (`/v1/entries/{entry_id:int}`), never the raw path, so
+the number of series stays bounded whatever clients send. A request that matches no route
+never reaches route middleware and is not counted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import asyncpg
+from litestar import Request, get
+from litestar.config.app import AppConfig
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.plugins import InitPlugin
+from litestar.response import Response
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Litestar appends "; charset=utf-8" to text/* types itself
+MEDIA_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sitrep_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "sitrep_http_request_duration_seconds",
+            "Time from request to the last byte of the response, by method and route template",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.pool_size = Gauge("sitrep_db_pool_size", "Open connections in the pool", registry=self.registry)
+        self.pool_idle = Gauge("sitrep_db_pool_idle", "Open connections not in use", registry=self.registry)
+        self.pool_max = Gauge("sitrep_db_pool_max", "Most connections the pool may open", registry=self.registry)
+
+    def render(self, pool: asyncpg.Pool | None) -> bytes:
+        if pool is not None:
+            self.pool_size.set(pool.get_size())
+            self.pool_idle.set(pool.get_idle_size())
+            self.pool_max.set(pool.get_max_size())
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        status = 500  # what the server answers if the app fails before starting a response
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            method = cast("HTTPScope", scope)["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+class MetricsPlugin(InitPlugin):
+    """Registers the middleware (outermost, so it times everything else) and GET /metrics."""
+
+    def __init__(self) -> None:
+        self.metrics = Metrics()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        metrics = self.metrics
+
+        @get(
+            "/metrics",
+            operation_id="metrics",
+            tags=["ops"],
+            summary="Prometheus metrics: requests and latencies per route, database pool usage",
+            media_type=MEDIA_TYPE,
+            sync_to_thread=False,
+        )
+        def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+            pool: asyncpg.Pool | None = request.app.state.get("pool")
+            return Response(metrics.render(pool), media_type=MEDIA_TYPE)
+
+        app_config.route_handlers.append(metrics_endpoint)
+        app_config.middleware.insert(0, MetricsMiddleware(metrics))
+        return app_config

@@ -1,0 +1,60 @@
+"""GET /metrics: Prometheus text with request counts and latencies per route template, pool usage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.app import create_app
+from api.settings import Settings
+
+
+@pytest.fixture
+async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    async with AsyncTestClient(create_app(Settings(), db_dsn)) as client:
+        yield client
+
+
+async def scrape(client: AsyncTestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[type-arg]
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+async def test_requests_are_counted_per_route_template(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    for _ in range(3):
+        assert (await client.get("/health")).status_code == 200
+    await client.get("/docs/assets/favicon-32x32.png")
+    await client.get("/docs/assets/swagger-ui.css")
+    await client.get("/docs/no-such-page")
+    samples = await scrape(client)
+
+    def count(route: str, status: str) -> float:
+        key = ("sitrep_http_requests_total", (("method", "GET"), ("route", route), ("status", status)))
+        return samples.get(key, 0.0)
+
+    assert count("/health", "200") == 3
+    # both files under one template, not one series per path
+    assert count("/docs/assets/{file_path}", "200") == 2
+    assert count("/docs/{path}", "404") == 1
+    latency = ("sitrep_http_request_duration_seconds_count", (("method", "GET"), ("route", "/health")))
+    assert samples[latency] == 3
+    assert not any("favicon" in str(labels) for _, labels in samples)
+
+
+async def test_pool_usage_is_reported(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    assert (await client.get("/ready")).status_code == 200
+    samples = await scrape(client)
+    size = samples[("sitrep_db_pool_size", ())]
+    idle = samples[("sitrep_db_pool_idle", ())]
+    assert samples[("sitrep_db_pool_max", ())] == Settings().pool_max
+    assert size >= Settings().pool_min
+    assert 0 <= idle <= size
