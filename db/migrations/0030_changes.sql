@@ -42,34 +42,47 @@ CREATE TABLE change_pending (
     PRIMARY KEY (xid, entity, entity_id)
 );
 
--- An entry as the feed and the streams carry it: columns, blog, links and media.
+-- An entry as the feed and the streams carry it: the REST entry (db/rows.py Entry), plus
+-- external_key, with links in the order REST lists them.
 CREATE FUNCTION sitrep_entry_doc(bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
 SELECT jsonb_build_object(
     'id', e.id,
-    'blog', jsonb_build_object('id', e.blog_id, 'slug', b.slug),
+    'blog', jsonb_build_object('id', e.blog_id, 'slug', b.slug, 'title', b.title),
     'external_key', e.external_key,
     'published_at', e.published_at,
     'updated_at', e.updated_at,
     'created_at', e.created_at,
+    'kind', e.kind,
     'headline', e.headline,
     'body', to_jsonb(e.body),
-    'kind', e.kind,
     'actors', COALESCE((
-        SELECT jsonb_agg(jsonb_build_object('id', a.id, 'slug', a.slug, 'name', a.name, 'kind', a.kind,
-                                            'country', a.country, 'role', ea.role) ORDER BY a.id)
+        SELECT jsonb_agg(jsonb_build_object(
+                   'role', ea.role,
+                   'actor', jsonb_build_object('id', a.id, 'slug', a.slug, 'name', a.name, 'kind', a.kind,
+                                               'country', a.country))
+                   ORDER BY ea.role DESC, a.name, a.id)
           FROM entry_actors ea JOIN actors a ON a.id = ea.actor_id
          WHERE ea.entry_id = e.id), '[]'::jsonb),
     'locations', COALESCE((
         SELECT jsonb_agg(jsonb_build_object('id', l.id, 'slug', l.slug, 'name', l.name, 'kind', l.kind,
-                                            'latitude', l.latitude, 'longitude', l.longitude) ORDER BY l.id)
+                                            'country', l.country, 'latitude', l.latitude,
+                                            'longitude', l.longitude, 'parent_id', l.parent_id)
+                         ORDER BY l.name, l.id)
           FROM entry_locations el JOIN locations l ON l.id = el.location_id
          WHERE el.entry_id = e.id), '[]'::jsonb),
     'sources', COALESCE((
-        SELECT jsonb_agg(jsonb_build_object('id', s.id, 'slug', s.slug, 'name', s.name, 'kind', s.kind) ORDER BY s.id)
+        SELECT jsonb_agg(jsonb_build_object('id', s.id, 'slug', s.slug, 'name', s.name, 'kind', s.kind)
+                         ORDER BY s.name, s.id)
           FROM entry_sources es JOIN sources s ON s.id = es.source_id
          WHERE es.entry_id = e.id), '[]'::jsonb),
     'media', COALESCE((
-        SELECT jsonb_agg(to_jsonb(m) - 'entry_id' - 'id' ORDER BY m.position)
+        SELECT jsonb_agg(jsonb_build_object(
+                   'position', m.position, 'kind', m.kind, 'url', m.url, 'caption', m.caption,
+                   'credit', m.credit, 'alt_text', m.alt_text,
+                   'embed', CASE WHEN m.kind = 'embed' THEN jsonb_build_object(
+                                'author', m.embed_author, 'handle', m.embed_handle, 'date', m.embed_date,
+                                'text', m.embed_text, 'url', m.embed_url) END)
+                   ORDER BY m.position)
           FROM media m WHERE m.entry_id = e.id), '[]'::jsonb)
 )
   FROM entries e LEFT JOIN blogs b ON b.id = e.blog_id
