@@ -10,7 +10,10 @@ from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.response import Response
 
+from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespan
 from api.caching import HttpCachingMiddleware
+from api.controllers.keys import KeysController
+from api.controllers.usage import usage
 from api.docs import DocsPlugin, openapi_config
 from api.metrics import MetricsPlugin
 from api.settings import Settings
@@ -53,11 +56,15 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         finally:
             await app.state.pool.close()
 
-    return Litestar(
-        route_handlers=[health, ready],
-        lifespan=[lifespan],
+    app = Litestar(
+        route_handlers=[health, ready, KeysController, usage],
+        lifespan=[lifespan, auth_lifespan(settings, dsn)],
+        exception_handlers={AuthError: auth_error_handler},
         state=State({"settings": settings}),
         openapi_config=openapi_config(),
         plugins=[MetricsPlugin(), DocsPlugin()],
         middleware=[HttpCachingMiddleware()],
     )
+    # outermost, before routing: keys, rate limits and CORS for every request and WebSocket
+    app.asgi_handler = AuthMiddleware(app.asgi_handler)
+    return app

@@ -14,6 +14,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path.home() / ".local" / "share" / "sitrep"
     secret: str = ""
     redis_url: str | None = None
+    # prefixes every Redis key this app writes (tests give each test its own)
+    redis_prefix: str = "sitrep:"
+    # HMAC key for API key hashes; defaults to `secret` (changing it invalidates every key)
+    key_pepper: str = ""
     require_key: bool = False
     anonymous_rate: int = 60
     statement_timeout_ms: int = 5000
@@ -62,6 +66,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         secret=_secret(data_dir, env.get("SITREP_SECRET")),
         redis_url=env.get("REDIS_URL") or None,
+        redis_prefix=env.get("SITREP_REDIS_PREFIX", "sitrep:"),
+        key_pepper=env.get("SITREP_KEY_PEPPER", ""),
         require_key=_bool(env.get("SITREP_REQUIRE_KEY", "false")),
         anonymous_rate=int(env.get("SITREP_ANONYMOUS_RATE", "60")),
         statement_timeout_ms=int(env.get("SITREP_STATEMENT_TIMEOUT_MS", "5000")),

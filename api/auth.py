@@ -1,0 +1,536 @@
+"""Who is calling: API keys, scopes, per-caller rate limits and CORS, for every request.
+
+`AuthMiddleware` wraps the whole Litestar app (outside routing), so it sees every HTTP
+request, matched or not, and every WebSocket handshake. For each it works out the `Caller`
+(from `Authorization: Bearer <key>` or `X-API-Key: <key>`, else anonymous), charges 1 to the
+caller's rate (see api/ratelimit.py), stores both on the scope (`request.state.caller`,
+`request.state.rate`) and adds RateLimit-* and CORS headers to the response. Refusals are
+problem details: 401 (with WWW-Authenticate), 403, 429 (with Retry-After), 503.
+
+Key lookups are cached per process for a minute, but only while this process is LISTENing
+on PostgreSQL's `sitrep_keys` channel: creating, rotating or revoking a key NOTIFYs at commit
+and every instance drops its cache entry, so a revoked key is refused everywhere well within
+a second. If the LISTEN connection is lost the cache is emptied and bypassed (every request
+reads the key row) until it is back. PostgreSQL rather than Redis pub/sub, because the key
+table is in PostgreSQL: the notification is part of the same commit, and revocation works
+the same with no Redis at all.
+
+WebSockets: browsers cannot set headers on them, so the socket's key comes in the
+`connection_init` payload; the subscription layer calls `authenticate_token` with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+from litestar import Litestar, Request
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.response import Response
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import cors
+from api.ratelimit import Limiter, RateDecision, charge
+from api.settings import Settings
+from db import keys as keydb
+from db.pool import connect
+
+log = logging.getLogger("sitrep.auth")
+
+# never authenticated nor limited: a load balancer's probes
+OPEN_PATHS = frozenset({"/health", "/ready"})
+# readable without a key even when SITREP_REQUIRE_KEY=true: the API's own documentation
+DOC_PATHS = frozenset({"/docs", "/openapi.json", "/schema", "/schema/openapi.json"})
+# POST that only reads (GraphQL queries); its mutations check the write scope themselves
+READ_POSTS = frozenset({"/graphql"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CACHE_TTL = 60.0
+_CACHE_MAX = 10_000
+_TOUCH_EVERY = 60.0
+_FLUSH_EVERY = 10.0
+_LISTEN_CHECK = 5.0
+REALM = 'Bearer realm="sitrep"'
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    """The authenticated party of one request: a key, or an anonymous client address."""
+
+    key_id: str | None
+    name: str
+    scopes: frozenset[str]
+    rate: int  # requests a minute
+    client: str  # the client's address ("" when unknown)
+    origins: tuple[str, ...] = ()  # browser origins the key may be used from; () for any
+
+    @property
+    def anonymous(self) -> bool:
+        return self.key_id is None
+
+
+# --- errors: one type per refusal, each knowing its HTTP status and GraphQL code ------------
+
+
+class AuthError(HTTPException):
+    """A refused caller. REST renders it as a problem; GraphQL uses `code` as extensions.code."""
+
+    status_code = 401
+    code = "UNAUTHENTICATED"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail=detail, status_code=self.status_code, headers=headers)
+
+
+class Unauthenticated(AuthError):
+    """No usable key: missing (where one is required), malformed, unknown, expired or revoked."""
+
+    def __init__(self, detail: str, *, invalid_token: bool = True) -> None:
+        challenge = f'{REALM}, error="invalid_token"' if invalid_token else REALM
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(AuthError):
+    """A valid key that lacks the scope, or used from an origin it does not allow."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+    title = "Forbidden"
+
+
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response[bytes]:
+    body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    return Response(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def auth_error_handler(_: Request[Any, Any, Any], exc: AuthError) -> Response[bytes]:
+    return problem(exc.status_code, exc.title, exc.detail, dict(exc.headers or {}))
+
+
+# --- what the rest of the app calls ---------------------------------------------------------
+
+
+def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    caller: Caller | None = connection.scope.get("state", {}).get("caller")
+    if caller is None:  # only when the middleware is not installed: refuse rather than guess
+        raise Unauthenticated("no caller on this request", invalid_token=False)
+    return caller
+
+
+def check_scope(caller: Caller, scope: str) -> None:
+    """Raise Unauthenticated (anonymous) or Forbidden (a key without it) unless the caller has `scope`."""
+    if scope in caller.scopes:
+        return
+    if caller.anonymous:
+        raise Unauthenticated(f"this needs an API key with the {scope!r} scope", invalid_token=False)
+    raise Forbidden(f"this key lacks the {scope!r} scope")
+
+
+def require_scope(scope: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+    """A Litestar guard: `guards=[require_scope("write")]`."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        check_scope(caller_of(connection), scope)
+
+    return guard
+
+
+async def authenticate_token(app_state: Any, token: str, client: str = "", origin: str | None = None) -> Caller:
+    """The caller a token stands for (WebSocket connection_init); raises Unauthenticated/Forbidden."""
+    services: AuthServices = app_state.auth
+    caller = await services.caller_for_token(token.strip(), client)
+    check_origin(caller, origin)
+    return caller
+
+
+def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthServices:
+    services: AuthServices = connection.app.state.auth
+    return services
+
+
+def check_origin(caller: Caller, origin: str | None) -> None:
+    if origin and caller.origins and origin.lower() not in caller.origins:
+        raise Forbidden("this key may not be used from this origin")
+
+
+# --- the per-process parts: key cache, usage counters ---------------------------------------
+
+
+class Keyring:
+    """Key lookups with a per-process cache that PostgreSQL NOTIFY invalidates (see the module doc)."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, pepper: str) -> None:
+        self.pool = pool
+        self.pepper = pepper
+        self._dsn = dsn
+        self._cache: dict[str, tuple[keydb.StoredKey | None, float]] = {}
+        self._generation = 0
+        self._listener: asyncpg.Connection | None = None
+        self._touched: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.origins: frozenset[str] = frozenset()
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def start(self) -> None:
+        try:
+            await self._listen()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("key cache off: cannot LISTEN for key changes (%s)", type(exc).__name__)
+        self._spawn(self._watch())
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close(timeout=2)
+
+    async def _listen(self) -> None:
+        conn = await connect(self._dsn, timeout=5)
+        await conn.add_listener(keydb.CHANNEL, self._on_notify)
+        self._listener = conn
+        self._forget_all()  # anything cached while not listening may be stale
+        await self.refresh_origins()
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, key_id: object) -> None:
+        self._generation += 1
+        self._cache.pop(str(key_id), None)
+        self._spawn(self.refresh_origins())
+
+    def _forget_all(self) -> None:
+        self._generation += 1
+        self._cache.clear()
+
+    async def _watch(self) -> None:
+        """Check the LISTEN connection; when it is gone, bypass the cache and reconnect."""
+        while True:
+            await asyncio.sleep(_LISTEN_CHECK)
+            try:
+                if self._listener is None or self._listener.is_closed():
+                    raise ConnectionError("listener closed")
+                await self._listener.fetchval("SELECT 1", timeout=2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ConnectionError):
+                self._forget_all()
+                if self._listener is not None:
+                    self._listener.terminate()
+                    self._listener = None
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    await self._listen()
+
+    async def refresh_origins(self) -> None:
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            async with self.pool.acquire(timeout=2) as conn:
+                self.origins = await keydb.active_origins(conn)
+
+    async def lookup(self, key_id: str) -> keydb.StoredKey | None:
+        now = time.monotonic()
+        hit = self._cache.get(key_id)
+        if hit is not None and now - hit[1] < _CACHE_TTL and self.listening:
+            return hit[0]
+        generation = self._generation
+        async with self.pool.acquire(timeout=2) as conn:
+            found = await keydb.find_key(conn, key_id)
+        if generation == self._generation and self.listening:  # no change announced meanwhile
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key_id] = (found, now)
+        return found
+
+    def touch(self, key_id: str) -> None:
+        """Record use in the table at most once a minute per key (and per process)."""
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -_TOUCH_EVERY) < _TOUCH_EVERY:
+            return
+        self._touched[key_id] = now
+        self._spawn(self._touch(key_id))
+
+    async def _touch(self, key_id: str) -> None:
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            async with self.pool.acquire(timeout=2) as conn:
+                await keydb.touch_last_used(conn, key_id)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class UsageRecorder:
+    """Per-key daily request counts, summed in memory and added to PostgreSQL every 10 seconds."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._pending: dict[tuple[str, date], tuple[int, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def count(self, caller: Caller, allowed: bool) -> None:
+        if caller.key_id is None:
+            return
+        slot = (caller.key_id, datetime.now(UTC).date())
+        requests, limited = self._pending.get(slot, (0, 0))
+        self._pending[slot] = (requests + 1, limited + (0 if allowed else 1))
+
+    def pending(self, key_id: str) -> dict[date, tuple[int, int]]:
+        return {day: counts for (kid, day), counts in self._pending.items() if kid == key_id}
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, {}
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await keydb.add_usage(conn, batch)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            for slot, (requests, limited) in batch.items():  # keep them for the next try
+                r, lim = self._pending.get(slot, (0, 0))
+                self._pending[slot] = (r + requests, lim + limited)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_EVERY)
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
+class AuthServices:
+    """Everything the middleware needs, built once per process in the app's lifespan."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, dsn: str) -> None:
+        self.settings = settings
+        self.pepper = settings.key_pepper or settings.secret
+        self.keyring = Keyring(pool, dsn, self.pepper)
+        self.limiter = Limiter(settings.redis_url, settings.redis_prefix)
+        self.usage = UsageRecorder(pool)
+
+    def anonymous(self, client: str) -> Caller:
+        return Caller(
+            key_id=None, name="anonymous", scopes=frozenset({"read"}), rate=self.settings.anonymous_rate, client=client
+        )
+
+    async def caller_for_token(self, token: str, client: str) -> Caller:
+        if not token:
+            raise Unauthenticated("the API key is empty")
+        parsed = keydb.parse_token(token)
+        if parsed is None:
+            raise Unauthenticated("malformed API key: expected sk_<id>_<secret>")
+        key_id, secret = parsed
+        stored = await self.keyring.lookup(key_id)
+        if stored is None or not keydb.secret_matches(self.pepper, key_id, secret, stored.secret_hash):
+            raise Unauthenticated("unknown API key")
+        state = stored.row.state(datetime.now(UTC))
+        if state == "revoked":
+            raise Unauthenticated("this API key was revoked")
+        if state == "expired":
+            raise Unauthenticated("this API key has expired")
+        self.keyring.touch(key_id)
+        return Caller(
+            key_id=key_id,
+            name=stored.row.name,
+            scopes=frozenset(stored.row.scopes),
+            rate=stored.row.rate,
+            client=client,
+            origins=stored.row.origins,
+        )
+
+    async def caller_for_headers(self, headers: dict[str, str], client: str) -> Caller | None:
+        """The caller the request's credentials name; None when it carries none."""
+        tokens: list[str] = []
+        if "authorization" in headers:
+            scheme, _, value = headers["authorization"].strip().partition(" ")
+            if scheme.lower() != "bearer":
+                raise Unauthenticated("use Authorization: Bearer <key> (or X-API-Key: <key>)")
+            tokens.append(value.strip())
+        if "x-api-key" in headers:
+            tokens.append(headers["x-api-key"].strip())
+        if not tokens:
+            return None
+        if len(set(tokens)) > 1:
+            raise Unauthenticated("two different API keys given")
+        return await self.caller_for_token(tokens[0], client)
+
+    async def start(self) -> None:
+        await self.keyring.start()
+        await self.limiter.start()
+        self.usage.start()
+
+    async def aclose(self) -> None:
+        await self.usage.aclose()
+        await self.limiter.aclose()
+        await self.keyring.aclose()
+
+
+def auth_lifespan(settings: Settings, dsn: str) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
+    """A lifespan hook (after the pool's) that starts the key cache, the limiter and the usage counters."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = AuthServices(settings, app.state.pool, dsn)
+        await services.start()
+        app.state.auth = services
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    return lifespan
+
+
+# --- the middleware -------------------------------------------------------------------------
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in scope.get("headers", []):
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        found[key] = f"{found[key]}, {text}" if key in found else text
+    return found
+
+
+async def _emit(send: Send, message: dict[str, Any]) -> None:
+    await send(cast("Message", message))
+
+
+async def _send_problem(
+    send: Send, status: int, title: str, detail: str, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
+) -> None:
+    body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    raw = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+        *extra,
+    ]
+    await _emit(send, {"type": "http.response.start", "status": status, "headers": raw})
+    await _emit(send, {"type": "http.response.body", "body": body})
+
+
+class AuthMiddleware:
+    """Outermost ASGI layer: authenticate, check origin, charge, then add headers to the answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        services: AuthServices | None = scope["app"].state.get("auth")
+        if services is None:
+            await _send_problem(send, 503, "Service Unavailable", "starting up", {"Retry-After": "1"}, [])
+            return
+        if scope["type"] == ScopeType.WEBSOCKET:
+            await self._websocket(services, scope, receive, send)
+        else:
+            await self._http(services, scope, receive, send)
+
+    async def _http(self, services: AuthServices, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        method = str(scope.get("method", "GET"))
+        origin = headers.get("origin")
+        global_origins = services.settings.cors_origins
+        cors_out = cors.response_headers(origin) if origin and cors.globally_allowed(origin, global_origins) else []
+
+        if cors.is_preflight(method, headers):
+            assert origin is not None
+            if cors.globally_allowed(origin, global_origins) or origin.lower() in services.keyring.origins:
+                await _emit(
+                    send, {"type": "http.response.start", "status": 204, "headers": cors.preflight_headers(origin)}
+                )
+                await _emit(send, {"type": "http.response.body", "body": b""})
+            else:
+                await _send_problem(send, 403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
+            return
+
+        client = (scope.get("client") or ("", 0))[0]
+        try:
+            caller = await services.caller_for_headers(headers, client)
+            if caller is None:
+                if services.settings.require_key and scope["path"] not in DOC_PATHS:
+                    raise Unauthenticated("an API key is required", invalid_token=False)
+                caller = services.anonymous(client)
+                if method not in _SAFE_METHODS and scope["path"] not in READ_POSTS:
+                    raise Unauthenticated("writing needs an API key with the 'write' scope", invalid_token=False)
+            check_origin(caller, origin)
+        except AuthError as exc:
+            await _send_problem(send, exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            await _send_problem(
+                send, 503, "Service Unavailable", "cannot check the API key: the database is unreachable",
+                {"Retry-After": "5"}, cors_out,
+            )  # fmt: skip
+            return
+        if origin and caller.origins and origin.lower() in caller.origins:
+            cors_out = cors.response_headers(origin)
+
+        decision = await charge(services.limiter, caller, 1)
+        services.usage.count(caller, decision.allowed)
+        state = scope.setdefault("state", {})
+        state["caller"] = caller
+        state["rate"] = decision
+        if not decision.allowed:
+            await _send_problem(
+                send, 429, "Too Many Requests",
+                f"over the rate of {decision.limit} requests a minute; retry in {decision.retry_after} s",
+                decision.headers(), cors_out,
+            )  # fmt: skip
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                current: RateDecision = state.get("rate", decision)
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                added = [
+                    (k.lower().encode(), v.encode())
+                    for k, v in current.headers().items()
+                    if k.lower().encode() not in present
+                ]
+                message["headers"] = [*message.get("headers", []), *added, *cors_out]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _websocket(self, services: AuthServices, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        client = (scope.get("client") or ("", 0))[0]
+        try:
+            caller = await services.caller_for_headers(headers, client) or services.anonymous(client)
+            check_origin(caller, headers.get("origin"))
+        except AuthError as exc:
+            await _emit(send, {"type": "websocket.close", "code": 4401 if exc.status_code == 401 else 4403})
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            await _emit(send, {"type": "websocket.close", "code": 1013})
+            return
+        decision = await charge(services.limiter, caller, 1)
+        services.usage.count(caller, decision.allowed)
+        if not decision.allowed:
+            await _emit(send, {"type": "websocket.close", "code": 4429})
+            return
+        state = scope.setdefault("state", {})
+        state["caller"] = caller
+        state["rate"] = decision
+        await self.app(scope, receive, send)

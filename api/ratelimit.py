@@ -1,0 +1,274 @@
+"""Rate limits shared by every instance: GCRA in one atomic Redis script, per key or per address.
+
+Each key has a rate R (requests a minute): a request of cost c is allowed when the bucket,
+refilled continuously at R a minute and holding at most R, has c left. Redis keeps one
+number per bucket (the "theoretical arrival time", GCRA) and the script reads Redis's own
+clock, so every instance charges the same bucket atomically whatever their clocks say.
+
+Costs: every HTTP request costs 1, charged by the auth middleware before the app sees it.
+GraphQL adds its estimated query cost on top: the resolver layer calls
+`charge_connection(connection, cost)`, which charges `cost - 1` more (the middleware's 1
+counts toward it) and records the decision so the response headers show it. A cost above the
+key's whole rate is charged as the whole rate (it then runs at most once a minute, rather
+than never).
+
+Without REDIS_URL (one instance) the same algorithm runs in process. When Redis goes away
+mid-run the limiter neither lets everything through nor fails requests: it switches to the
+in-process limiter at this instance's share of each rate (the rate divided by the number of
+instances that announced themselves in Redis during the last 30 seconds, rounded up), logs a
+warning, counts `sitrep_ratelimit_redis_errors_total` and sets `sitrep_ratelimit_degraded` to 1,
+and probes Redis with exponential backoff (0.25 s doubling to 5 s); when Redis answers again
+it goes back to the shared buckets (which kept their state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+
+    from api.auth import Caller
+
+log = logging.getLogger("sitrep.ratelimit")
+
+PERIOD_SECONDS = 60
+_PERIOD_US = PERIOD_SECONDS * 1_000_000
+_PEER_WINDOW = 30.0
+_HEARTBEAT = 10.0
+_BACKOFF_START = 0.25
+_BACKOFF_MAX = 5.0
+
+REDIS_ERRORS = Counter(
+    "sitrep_ratelimit_redis_errors_total", "Rate-limit calls to Redis that failed (the in-process limiter answered)"
+)
+DEGRADED = Gauge("sitrep_ratelimit_degraded", "1 while the rate limiter runs in process because Redis is unreachable")
+
+# KEYS[1] bucket; ARGV[1] rate a minute; ARGV[2] cost (1..rate). Times in microseconds.
+# Returns {allowed, remaining, microseconds until full, microseconds until allowed}.
+_GCRA = """
+local rate = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local period = 60000000
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = period / rate
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+if new_tat - period > now then
+  return {0, math.floor((now + period - tat) / interval), math.ceil(tat - now), math.ceil(new_tat - period - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return {1, math.floor((now + period - new_tat) / interval), math.ceil(new_tat - now), 0}
+"""
+
+
+class RateDecision(msgspec.Struct, frozen=True):
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the bucket is full again
+    retry_after: int  # seconds to wait before this request would be allowed (0 when allowed)
+
+    def headers(self) -> dict[str, str]:
+        values = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            values["Retry-After"] = str(self.retry_after)
+        return values
+
+
+def _decision(allowed: bool, limit: int, remaining: float, full_us: float, wait_us: float) -> RateDecision:
+    return RateDecision(
+        allowed=allowed,
+        limit=limit,
+        remaining=max(0, min(limit, int(remaining))),
+        reset_seconds=max(0, math.ceil(full_us / 1_000_000)),
+        retry_after=max(1, math.ceil(wait_us / 1_000_000)) if not allowed else 0,
+    )
+
+
+class LocalLimiter:
+    """The same GCRA in process (one instance, or this instance's share while Redis is away)."""
+
+    def __init__(self, max_buckets: int = 100_000) -> None:
+        self._tat: dict[str, float] = {}
+        self._max = max_buckets
+
+    def charge(self, bucket: str, rate: int, cost: int, *, limit: int | None = None) -> RateDecision:
+        now = time.monotonic() * 1_000_000
+        interval = _PERIOD_US / rate
+        tat = max(self._tat.get(bucket, now), now)
+        new_tat = tat + interval * cost
+        shown = rate if limit is None else limit
+        if new_tat - _PERIOD_US > now:
+            return _decision(False, shown, (now + _PERIOD_US - tat) / interval, tat - now, new_tat - _PERIOD_US - now)
+        if len(self._tat) >= self._max:
+            self._tat = {b: t for b, t in self._tat.items() if t > now}
+        self._tat[bucket] = new_tat
+        return _decision(True, shown, (now + _PERIOD_US - new_tat) / interval, new_tat - now, 0)
+
+
+Mode = Literal["local", "redis", "degraded"]
+
+
+class Limiter:
+    """Buckets in Redis when it is configured and reachable, else in process (see the module doc)."""
+
+    def __init__(self, redis_url: str | None, prefix: str = "sitrep:", *, timeout: float = 0.25) -> None:
+        self.prefix = prefix
+        self.local = LocalLimiter()
+        self.peers = 1
+        self._instance = uuid.uuid4().hex
+        self._redis: aioredis.Redis | None = None
+        self._script: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._probe: asyncio.Task[None] | None = None
+        self.mode: Mode = "local"
+        if redis_url:
+            self._redis = aioredis.Redis.from_url(
+                redis_url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry_on_timeout=False,
+                health_check_interval=0,
+            )
+            self._script = self._redis.register_script(_GCRA)
+            self.mode = "redis"
+
+    async def start(self) -> None:
+        if self._redis is None:
+            return
+        try:
+            await self._heartbeat_once()
+        except (RedisError, OSError) as exc:
+            self._degrade(exc)
+        self._spawn(self._heartbeat())
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.zrem(self.prefix + "instances", self._instance)
+            await self._redis.aclose()
+
+    async def charge(self, bucket: str, rate: int, cost: int) -> RateDecision:
+        cost = max(1, min(cost, rate))
+        if self.mode == "redis" and self._script is not None:
+            try:
+                allowed, remaining, full_us, wait_us = await self._script(
+                    keys=[self.prefix + "rl:" + bucket], args=[rate, cost]
+                )
+                return _decision(bool(allowed), rate, remaining, full_us, wait_us)
+            except (RedisError, OSError) as exc:
+                self._degrade(exc)
+        if self.mode == "degraded":
+            share = max(1, math.ceil(rate / self.peers))
+            return self.local.charge(bucket, share, min(cost, share), limit=share)
+        return self.local.charge(bucket, rate, cost)
+
+    # --- Redis health ----------------------------------------------------------------------
+
+    def _degrade(self, exc: BaseException) -> None:
+        REDIS_ERRORS.inc()
+        if self.mode != "redis":
+            return
+        self.mode = "degraded"
+        DEGRADED.set(1)
+        log.warning(
+            "rate limiter: Redis unreachable (%s); limiting in process at 1/%d of each rate until it returns",
+            type(exc).__name__,
+            self.peers,
+        )
+        self._probe = self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        assert self._redis is not None
+        delay = _BACKOFF_START
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._redis.ping()
+            except (RedisError, OSError):
+                REDIS_ERRORS.inc()
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            self.mode = "redis"
+            DEGRADED.set(0)
+            log.warning("rate limiter: Redis is back; shared limits restored")
+            return
+
+    async def _heartbeat_once(self) -> None:
+        """Announce this instance and count the live ones: the share each takes if Redis goes away."""
+        assert self._redis is not None
+        key = self.prefix + "instances"
+        now = time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {self._instance: now})
+            pipe.zremrangebyscore(key, "-inf", now - _PEER_WINDOW)
+            pipe.zcard(key)
+            pipe.expire(key, int(_PEER_WINDOW * 2))
+            results = await pipe.execute()
+        self.peers = max(1, int(results[2]))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(_HEARTBEAT)
+            if self.mode != "redis":
+                continue
+            try:
+                await self._heartbeat_once()
+            except (RedisError, OSError) as exc:
+                self._degrade(exc)
+
+    def _spawn(self, work: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def bucket_of(caller: Caller) -> str:
+    return f"k:{caller.key_id}" if caller.key_id else f"a:{caller.client}"
+
+
+async def charge(limiter: Limiter, caller: Caller, cost: int) -> RateDecision:
+    """Charge `cost` to the caller's bucket (the key's, or the client address's when anonymous)."""
+    return await limiter.charge(bucket_of(caller), caller.rate, cost)
+
+
+async def charge_connection(connection: ASGIConnection[Any, Any, Any, Any], cost: int) -> RateDecision:
+    """GraphQL's call: charge a request's estimated cost, of which the middleware charged 1 already.
+
+    Records the decision so the response's RateLimit headers (and Retry-After) show it; the
+    caller refuses the request with RATE_LIMITED when `allowed` is false.
+    """
+    from api.auth import caller_of, services_of
+
+    state = connection.scope["state"]
+    previous: RateDecision | None = state.get("rate")
+    if cost <= 1 and previous is not None:
+        return previous
+    caller = caller_of(connection)
+    decision = await charge(services_of(connection).limiter, caller, cost - 1 if previous is not None else cost)
+    state["rate"] = decision
+    return decision
