@@ -69,7 +69,7 @@ class Embed(msgspec.Struct, frozen=True, tag="embed"):
 
     text: str
     author: str
-    handle: str  # without the "@"
+    handle: str  # as the page shows it: "@DefenceHQ"
     date: dt.date
     url: str | None = None
 
@@ -128,7 +128,7 @@ _ENTRY_TIME = re.compile(rf"^{_DATE} - (\d{{2}}):(\d{{2}})$")
 _GMT = re.compile(r"^\((\d{2}):(\d{2}) GMT\)$")
 _CREDITED = re.compile(r"^(.*?)\s*\[([^\[\]]+)\]$")
 _SIGNATURE = re.compile(
-    r"^[\u2014\u2013-] (?P<author>.+?) \(@(?P<handle>[A-Za-z0-9_]{1,15})\) (?P<month>[A-Z][a-z]+) (?P<day>\d{1,2}), (?P<year>\d{4})$"
+    r"^[\u2014\u2013-] (?P<author>.+?) \((?P<handle>@[A-Za-z0-9_]{1,15})\) (?P<month>[A-Z][a-z]+) (?P<day>\d{1,2}), (?P<year>\d{4})$"
 )
 _READ_MORE = re.compile(r"^Read more\b.{0,60}$", re.IGNORECASE)
 _WATCH_HEADLINE = re.compile(r"^Watch\s*:", re.IGNORECASE)
