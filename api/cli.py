@@ -16,6 +16,7 @@ import asyncpg
 import click
 import msgspec
 
+from api.cli_keys import keys
 from api.settings import Settings, from_env
 
 T = TypeVar("T")
@@ -121,6 +122,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             log_level="warning",
             access_log=False,
         )
+
+
+cli.add_command(keys)
 
 
 def main(argv: list[str] | None = None) -> Any:
