@@ -550,8 +550,7 @@ async def get_location(conn: asyncpg.Connection, location_id: int) -> rows.Locat
     ancestors = [
         rows.from_record(rows.LocationRef, r) for r in await conn.fetch(query("write_location_ancestors"), location_id)
     ]
-    location = rows.from_record(rows.Location, row)
-    return msgspec.structs.replace(location, ancestors=ancestors, parent=ancestors[-1] if ancestors else None)
+    return rows.Location(**dict(row), ancestors=ancestors, parent=ancestors[-1] if ancestors else None)
 
 
 async def create_source(conn: asyncpg.Connection, data: SourceCreate) -> int:
