@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -122,6 +123,47 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             log_level="warning",
             access_log=False,
         )
+
+
+@cli.command()
+@click.option("--entries", required=True, type=click.IntRange(1, 100_000_000), help="How many entries to write.")
+@click.option("--seed", default=1, show_default=True, type=int, help="The same seed writes the same rows.")
+@click.option("--blogs", type=click.IntRange(1), help="How many blogs to spread them over [default: one a day].")
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="The day (UTC) the three years of entries end on [default: today]; fix it to reproduce a run later.",
+)
+@click.pass_obj
+def generate(settings: Settings, entries: int, seed: int, blogs: int | None, end: datetime | None) -> None:
+    """Write synthetic data at scale (benchmarks, demos) in one transaction."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from db.generate import generate as write
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        until = end.replace(tzinfo=UTC) if end else None
+        result = run_db(
+            settings, lambda conn: write(conn, entries=entries, seed=seed, blogs=blogs, end=until, progress=progress)
+        )
+    click.echo(f"generated {result.summary()}")
+    if result.triggers_bypassed:
+        click.echo("(bulk rows were copied with triggers off: the change log does not list them)", err=True)
 
 
 cli.add_command(keys)
