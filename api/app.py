@@ -18,6 +18,7 @@ from api.docs import DocsPlugin, openapi_config
 from api.metrics import MetricsPlugin
 from api.settings import Settings
 from db.pool import create_pool
+from schema.app import route_handlers as graphql_routes
 
 
 @get("/health", operation_id="health", tags=["ops"], summary="Liveness: the process answers")
@@ -57,7 +58,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             await app.state.pool.close()
 
     app = Litestar(
-        route_handlers=[health, ready, KeysController, usage],
+        route_handlers=[health, ready, KeysController, usage, *graphql_routes()],
         lifespan=[lifespan, auth_lifespan(settings, dsn)],
         exception_handlers={AuthError: auth_error_handler},
         state=State({"settings": settings}),

@@ -1,0 +1,170 @@
+"""Batched reads for GraphQL's nested fields: one statement per relation per response level.
+
+Each function takes the ids of a whole level of a response (every entry of a page, every
+location of those entries) and answers a dict keyed by those ids, so the number of round
+trips follows the depth of a query, never its number of rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
+
+import asyncpg
+import msgspec
+
+from db import rows
+from db.filters import EntryFilter, EntrySort
+from db.page import Page, Paged, paged
+from db.sql import query
+from db.where import ENTRY_COLUMNS, Params, where
+
+S = TypeVar("S", bound=msgspec.Struct)
+STRUCTS: dict[str, type[msgspec.Struct]] = {
+    "blogs": rows.Blog,
+    "entries": rows.EntryRow,
+    "actors": rows.Actor,
+    "locations": rows.Location,
+    "sources": rows.Source,
+}
+
+
+def from_record(cls: type[S], record: asyncpg.Record) -> S:
+    """Like rows.from_record, but fields the query did not select keep their defaults."""
+    return cls(**{name: record[name] for name in cls.__struct_fields__ if name in record.keys()})  # noqa: SIM118
+
+
+async def by_ids(conn: asyncpg.Connection, table: str, ids: Sequence[int]) -> dict[int, Any]:
+    """Rows of `table` (a key of STRUCTS) by id; missing ids are absent."""
+    if not ids:
+        return {}
+    cls = STRUCTS[table]
+    found = await conn.fetch(query(f"graph_{table}_by_ids"), list(set(ids)))
+    return {r["id"]: from_record(cls, r) for r in found}
+
+
+async def by_slugs(conn: asyncpg.Connection, table: str, slugs: Sequence[str]) -> dict[str, Any]:
+    """Rows of `table` (not entries, which have no slug) by slug; missing slugs are absent."""
+    if not slugs:
+        return {}
+    cls = STRUCTS[table]
+    found = await conn.fetch(query(f"graph_{table}_by_slugs"), list(set(slugs)))
+    return {r["slug"]: from_record(cls, r) for r in found}
+
+
+async def _grouped(
+    conn: asyncpg.Connection, name: str, ids: Sequence[int], key: str, cls: type[msgspec.Struct]
+) -> dict[int, list[Any]]:
+    grouped: dict[int, list[Any]] = defaultdict(list)
+    if ids:
+        for r in await conn.fetch(query(name), list(set(ids))):
+            grouped[r[key]].append(from_record(cls, r))
+    return grouped
+
+
+class LinkedActor(msgspec.Struct, frozen=True):
+    role: rows.Role
+    actor: rows.Actor
+
+
+async def entry_actors(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> dict[int, list[LinkedActor]]:
+    """Per entry: its actors with their role, speakers first, then by name."""
+    grouped: dict[int, list[LinkedActor]] = defaultdict(list)
+    if entry_ids:
+        for r in await conn.fetch(query("graph_entry_actors"), list(set(entry_ids))):
+            grouped[r["entry_id"]].append(LinkedActor(r["role"], from_record(rows.Actor, r)))
+    return grouped
+
+
+async def entry_locations(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> dict[int, list[rows.Location]]:
+    return await _grouped(conn, "graph_entry_locations", entry_ids, "entry_id", rows.Location)
+
+
+async def entry_sources(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> dict[int, list[rows.Source]]:
+    return await _grouped(conn, "graph_entry_sources", entry_ids, "entry_id", rows.Source)
+
+
+async def location_children(conn: asyncpg.Connection, location_ids: Sequence[int]) -> dict[int, list[rows.Location]]:
+    """Per location: the locations directly inside it, by name."""
+    return await _grouped(conn, "graph_location_children", location_ids, "parent_id", rows.Location)
+
+
+async def location_ancestors(conn: asyncpg.Connection, location_ids: Sequence[int]) -> dict[int, list[rows.Location]]:
+    """Per location: its ancestors, outermost first (as REST lists them)."""
+    return await _grouped(conn, "graph_location_ancestors", location_ids, "of_id", rows.Location)
+
+
+# ---------------------------------------------------------------- entries of many parents
+
+Parent = Literal["blog", "actor", "location", "source"]
+# a parent's entries: a fixed condition over `entries e` and the parent id column d.parent_id
+_PARENT_COND: dict[Parent, str] = {
+    "blog": "e.blog_id = d.parent_id",
+    "actor": "EXISTS (SELECT 1 FROM entry_actors pa WHERE pa.entry_id = e.id AND pa.actor_id = d.parent_id)",
+    "source": "EXISTS (SELECT 1 FROM entry_sources ps WHERE ps.entry_id = e.id AND ps.source_id = d.parent_id)",
+    "location": (
+        "EXISTS (SELECT 1 FROM entry_locations pl JOIN location_closure pc ON pc.location_id = pl.location_id"
+        " WHERE pl.entry_id = e.id AND pc.ancestor_id = d.parent_id)"
+    ),
+}
+
+
+def _keyset(page: Page, desc: bool, col: str, p: Params) -> list[str]:
+    out = []
+    if page.after is not None:
+        out.append(f"(e.{col}, e.id) {'<' if desc else '>'} ({p.add(page.after[0])}, {p.add(page.after[1])}::bigint)")
+    if page.before is not None:
+        out.append(f"(e.{col}, e.id) {'>' if desc else '<'} ({p.add(page.before[0])}, {p.add(page.before[1])}::bigint)")
+    return out
+
+
+async def entries_of(
+    conn: asyncpg.Connection,
+    parent: Parent,
+    parent_ids: Sequence[int],
+    f: EntryFilter,
+    sort: EntrySort,
+    page: Page,
+) -> dict[int, Paged[rows.EntryRow]]:
+    """Per parent: one page of its entries under `f` (resolved: ids only), in one statement.
+
+    A location's entries include those of every place inside it, as the location filter does.
+    """
+    ids = list(dict.fromkeys(parent_ids))
+    if not ids:
+        return {}
+    desc = sort.startswith("-")
+    col = sort.lstrip("-")
+    direction = "DESC" if desc != (page.direction == "backward") else "ASC"
+    p = Params(ids)
+    conds = [_PARENT_COND[parent], where(f, p), *_keyset(page, desc, col, p)]
+    sql = (
+        f"SELECT d.parent_id, x.* FROM unnest($1::bigint[]) AS d(parent_id) CROSS JOIN LATERAL ("
+        f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE {' AND '.join(conds)}"
+        f" ORDER BY e.{col} {direction}, e.id {direction} LIMIT {int(page.limit) + 1}) x"
+    )
+    grouped: dict[int, list[rows.EntryRow]] = defaultdict(list)
+    for r in await conn.fetch(sql, *p.values):
+        grouped[r["parent_id"]].append(from_record(rows.EntryRow, r))
+    out = {}
+    for parent_id in ids:
+        found = grouped.get(parent_id, [])
+        keys = [(getattr(e, col), e.id) for e in found]
+        out[parent_id] = paged(found, keys, page)
+    return out
+
+
+async def count_entries_of(
+    conn: asyncpg.Connection, parent: Parent, parent_ids: Sequence[int], f: EntryFilter
+) -> dict[int, int]:
+    """Per parent: how many of its entries match `f` (resolved)."""
+    ids = list(dict.fromkeys(parent_ids))
+    if not ids:
+        return {}
+    p = Params(ids)
+    sql = (
+        f"SELECT d.parent_id, (SELECT count(*) FROM entries e WHERE {_PARENT_COND[parent]} AND {where(f, p)}) AS n"
+        " FROM unnest($1::bigint[]) AS d(parent_id)"
+    )
+    return {r["parent_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}

@@ -1,0 +1,168 @@
+"""The GraphQL endpoint: POST and GET on /graphql, Automatic Persisted Queries, GraphiQL.
+
+HTTP caching of GET answers (ETag, 304, Cache-Control) is the app's caching middleware's
+job (api/caching.py); this controller only marks answers with errors as not to be stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections import OrderedDict
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response, get, post
+from litestar.handlers import BaseRouteHandler
+from strawberry.http.ides import get_graphql_ide_html
+
+from db.page import Cursors
+from schema.context import Db, GraphContext
+from schema.errors import BAD_USER_INPUT
+from schema.execute import Outcome, execute
+
+PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # Apollo's APQ protocol expects this code
+_APQ_MAX = 5000
+_JSON = "application/json"
+
+
+class PersistedQueries:
+    """sha256 → query text, per process (clients re-register after a miss, as the protocol allows)."""
+
+    def __init__(self, size: int = _APQ_MAX) -> None:
+        self._size = size
+        self._queries: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, sha: str) -> str | None:
+        query = self._queries.get(sha)
+        if query is not None:
+            self._queries.move_to_end(sha)
+        return query
+
+    def put(self, sha: str, query: str) -> None:
+        self._queries[sha] = query
+        if len(self._queries) > self._size:
+            self._queries.popitem(last=False)
+
+
+class GraphRequest(msgspec.Struct, kw_only=True):
+    query: str | None = None
+    variables: dict[str, Any] | None = None
+    operationName: str | None = None
+    extensions: dict[str, Any] | None = None
+
+
+def _error(message: str, code: str = BAD_USER_INPUT) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _respond(body: dict[str, Any], status: int = 200, *, cacheable: bool = False) -> Response[bytes]:
+    headers = {} if cacheable and "errors" not in body else {"Cache-Control": "no-store"}
+    return Response(msgspec.json.encode(body), status_code=status, media_type=_JSON, headers=headers)
+
+
+def _state(request: Request[Any, Any, Any]) -> tuple[Cursors, PersistedQueries]:
+    state = request.app.state
+    if "graphql_cursors" not in state:
+        state.graphql_cursors = Cursors(state.settings.secret)
+        state.graphql_apq = PersistedQueries()
+    return state.graphql_cursors, state.graphql_apq
+
+
+def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | dict[str, Any]:
+    """The query text, or the error body to answer (APQ: not found, hash mismatch)."""
+    persisted = (given.extensions or {}).get("persistedQuery")
+    if not isinstance(persisted, dict):
+        return given.query if given.query else _error("The request has no query")
+    sha = persisted.get("sha256Hash")
+    if persisted.get("version") != 1 or not isinstance(sha, str):
+        return _error("persistedQuery: only version 1 with a sha256Hash is supported")
+    if given.query is None:
+        found = apq.get(sha)
+        if found is None:
+            return _error("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
+        return found
+    if hashlib.sha256(given.query.encode()).hexdigest() != sha:
+        return _error("persistedQuery: sha256Hash does not match the query")
+    apq.put(sha, given.query)
+    return given.query
+
+
+async def _run(request: Request[Any, Any, Any], given: GraphRequest, *, get_method: bool) -> Response[bytes]:
+    cursors, apq = _state(request)
+    query = _resolve_query(given, apq)
+    if isinstance(query, dict):
+        return _respond(query)
+    ctx = GraphContext(
+        Db(pool=request.app.state.pool), cursors, caller=getattr(request.state, "caller", None), request=request
+    )
+    try:
+        outcome: Outcome = await execute(
+            ctx, query, given.variables, given.operationName, allow_mutations=not get_method
+        )
+    finally:
+        await ctx.db.release()
+    request.state.graphql_cost = outcome.cost  # what the rate limiter may charge
+    if get_method and outcome.operation == "mutation":
+        return Response(msgspec.json.encode(outcome.body), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
+    return _respond(outcome.body, cacheable=get_method)
+
+
+def _json_param(request: Request[Any, Any, Any], name: str) -> Any:
+    raw = request.query_params.get(name)
+    return None if raw is None else msgspec.json.decode(raw)
+
+
+@get(
+    "/graphql",
+    operation_id="graphqlGet",
+    tags=["graphql"],
+    summary="GraphQL query in the URL; GraphiQL in a browser",
+    include_in_schema=False,
+)
+async def graphql_get(request: Request[Any, Any, Any]) -> Response[Any]:
+    if "query" not in request.query_params and "extensions" not in request.query_params:
+        if "text/html" in request.headers.get("accept", ""):
+            return Response(get_graphql_ide_html("graphiql"), media_type=MediaType.HTML)
+        return _respond(_error("The request has no query"), 400)
+    try:
+        given = GraphRequest(
+            query=request.query_params.get("query"),
+            variables=_json_param(request, "variables"),
+            operationName=request.query_params.get("operationName"),
+            extensions=_json_param(request, "extensions"),
+        )
+    except msgspec.DecodeError:
+        return _respond(_error("variables and extensions must be JSON objects"), 400)
+    if given.variables is not None and not isinstance(given.variables, dict):
+        return _respond(_error("variables must be a JSON object"), 400)
+    return await _run(request, given, get_method=True)
+
+
+@post(
+    "/graphql",
+    operation_id="graphqlPost",
+    tags=["graphql"],
+    summary="GraphQL over HTTP",
+    status_code=200,
+    include_in_schema=False,
+)
+async def graphql_post(request: Request[Any, Any, Any]) -> Response[bytes]:
+    try:
+        given = msgspec.json.decode(await request.body(), type=GraphRequest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return _respond(_error(f"The body is not a GraphQL request: {exc}"), 400)
+    return await _run(request, given, get_method=False)
+
+
+def route_handlers() -> list[BaseRouteHandler | Any]:
+    """The GraphQL routes; with the subscription socket when schema/subscriptions.py offers one."""
+    handlers: list[Any] = [graphql_get, graphql_post]
+    try:
+        module = importlib.import_module("schema.subscriptions")
+    except ModuleNotFoundError:
+        return handlers
+    socket = getattr(module, "websocket_handler", None)
+    if socket is not None:
+        handlers.append(socket)
+    return handlers

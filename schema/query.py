@@ -1,0 +1,263 @@
+"""The root Query: connections and lookups over the shared query layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import asyncpg
+import strawberry
+from strawberry.types import Info
+
+from db import entries, graph, where
+from db.errors import NotFound
+from db.filters import EntryFilter
+from db.page import Key
+from schema import catalog
+from schema.context import GraphContext
+from schema.errors import BadInput
+from schema.inputs import (
+    ActorFilterInput,
+    BlogFilterInput,
+    EntryFilterInput,
+    LocationFilterInput,
+    SourceFilterInput,
+    entry_filter,
+)
+from schema.relay import from_global_id, page_of, parse_global_id
+from schema.types import (
+    NODE_TYPES,
+    Actor,
+    Blog,
+    CatalogOrder,
+    Connection,
+    Entry,
+    EntryOrder,
+    Interval,
+    Location,
+    Node,
+    Source,
+    TimelineBucket,
+    by_ids_loader,
+    connection,
+)
+
+
+def _ctx(info: Info) -> GraphContext:
+    return info.context  # type: ignore[no-any-return]
+
+
+def cursor_fn(ctx: GraphContext, sort: str, f: Any) -> Callable[[Key], str]:
+    return lambda key: ctx.cursors.encode(key, sort=sort, filter=f)
+
+
+async def entry_connection(
+    ctx: GraphContext,
+    f: EntryFilter,
+    order: EntryOrder,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[Entry]:
+    sort = order.value
+    page = page_of(
+        ctx.cursors, sort=sort, filter=f, value_type=datetime, first=first, after=after, last=last, before=before
+    )
+    found = await ctx.db.run(entries.list_entries, f, sort, page)
+
+    async def count() -> int:
+        async def run(conn: asyncpg.Connection) -> int:
+            resolved = await where.resolve_entry_filter(conn, f)
+            sql, values = where.count_entries_sql(resolved)
+            return int(await conn.fetchval(sql, *values))
+
+        return await ctx.db.run(run)
+
+    return connection(found, Entry.from_row, cursor_fn(ctx, sort, f), count)
+
+
+async def nested_entries(
+    ctx: GraphContext,
+    parent: graph.Parent,
+    parent_id: int,
+    given: EntryFilterInput | None,
+    order: EntryOrder,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[Entry]:
+    """A parent's entries; the parents of one level share one statement (a loader keyed by arguments)."""
+    f = entry_filter(given)
+    sort = order.value
+    page = page_of(
+        ctx.cursors, sort=sort, filter=f, value_type=datetime, first=first, after=after, last=last, before=before
+    )
+    args = (parent, f, sort, page)
+
+    async def load_pages(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, Any]:
+        resolved = await where.resolve_entry_filter(conn, f)
+        return await graph.entries_of(conn, parent, ids, resolved, sort, page)
+
+    async def load_counts(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, int]:
+        resolved = await where.resolve_entry_filter(conn, f)
+        return await graph.count_entries_of(conn, parent, ids, resolved)
+
+    found = await ctx.loader(("entries_of", args), load_pages, None).load(parent_id)
+    count = partial(ctx.loader(("count_entries_of", parent, f), load_counts, 0).load, parent_id)
+    return connection(found, Entry.from_row, cursor_fn(ctx, sort, f), count)
+
+
+def _lookup_ref(type_name: str, id: strawberry.ID | None, slug: str | None) -> int | str:
+    """The database id or slug a single-object lookup names."""
+    if (id is None) == (slug is None):
+        raise BadInput("pass id or slug (one of them)", field="id")
+    if slug is not None:
+        return slug
+    value = str(id)
+    if value.isdigit():
+        return int(value)
+    kind, db_id = from_global_id(value)
+    if kind != type_name:
+        raise BadInput(f"id: {value!r} is the id of a {kind}, not of a {type_name}", field="id")
+    return db_id
+
+
+async def _one(ctx: GraphContext, type_name: str, ref: int | str) -> Any:
+    table, _ = NODE_TYPES[type_name]
+    if isinstance(ref, int):
+        row = await ctx.loader(("by_id", table), by_ids_loader(table), None).load(ref)
+    else:
+        row = (await ctx.db.run(graph.by_slugs, table, [ref])).get(ref)
+    if row is None:
+        raise NotFound(f"there is no {type_name.lower()} {ref!r}", field="id")
+    return row
+
+
+async def _node(ctx: GraphContext, id: str) -> Node | None:
+    parsed = parse_global_id(id)
+    if parsed is None:
+        raise BadInput(f"not a valid global id: {id!r}", field="id")
+    table, wrap = NODE_TYPES[parsed[0]]
+    row = await ctx.loader(("by_id", table), by_ids_loader(table), None).load(parsed[1])
+    return None if row is None else wrap(row)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="An object by its global id; null if there is none.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await _node(_ctx(info), str(id))
+
+    @strawberry.field(description="Objects by global id, in the order asked; null where there is none.")
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        ctx = _ctx(info)
+        return [await _node(ctx, str(i)) for i in ids]
+
+    @strawberry.field(description="Entries, newest first unless orderBy says otherwise.")
+    async def entries(
+        self,
+        info: Info,
+        filter: EntryFilterInput | None = None,
+        order_by: EntryOrder = EntryOrder.PUBLISHED_AT_DESC,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Entry]:
+        return await entry_connection(_ctx(info), entry_filter(filter), order_by, first, after, last, before)
+
+    @strawberry.field(description="One entry by global id or database id.")
+    async def entry(self, info: Info, id: strawberry.ID) -> Entry | None:
+        ref = _lookup_ref("Entry", id, None)
+        if not isinstance(ref, int):
+            raise BadInput("entries have no slug; pass their id", field="id")
+        return Entry.from_row(await _one(_ctx(info), "Entry", ref))
+
+    @strawberry.field(description="Live blogs, newest first.")
+    async def blogs(
+        self,
+        info: Info,
+        filter: BlogFilterInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Blog]:
+        f = filter.to_filter() if filter else None
+        return await catalog.blogs(_ctx(info), f, first, after, last, before)
+
+    @strawberry.field(description="One blog by global id, database id or slug.")
+    async def blog(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Blog | None:
+        return Blog.from_row(await _one(_ctx(info), "Blog", _lookup_ref("Blog", id, slug)))
+
+    @strawberry.field
+    async def actors(
+        self,
+        info: Info,
+        filter: ActorFilterInput | None = None,
+        order_by: CatalogOrder = CatalogOrder.NAME,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Actor]:
+        f = filter.to_filter() if filter else None
+        return await catalog.actors(_ctx(info), f, order_by.value, first, after, last, before)
+
+    @strawberry.field(description="One actor by global id, database id or slug.")
+    async def actor(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Actor | None:
+        return Actor.from_row(await _one(_ctx(info), "Actor", _lookup_ref("Actor", id, slug)))
+
+    @strawberry.field
+    async def locations(
+        self,
+        info: Info,
+        filter: LocationFilterInput | None = None,
+        order_by: CatalogOrder = CatalogOrder.NAME,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Location]:
+        f = filter.to_filter() if filter else None
+        return await catalog.locations(_ctx(info), f, order_by.value, first, after, last, before)
+
+    @strawberry.field(description="One location by global id, database id or slug.")
+    async def location(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Location | None:
+        return Location.from_row(await _one(_ctx(info), "Location", _lookup_ref("Location", id, slug)))
+
+    @strawberry.field
+    async def sources(
+        self,
+        info: Info,
+        filter: SourceFilterInput | None = None,
+        order_by: CatalogOrder = CatalogOrder.NAME,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Source]:
+        f = filter.to_filter() if filter else None
+        return await catalog.sources(_ctx(info), f, order_by.value, first, after, last, before)
+
+    @strawberry.field(description="One source by global id, database id or slug.")
+    async def source(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Source | None:
+        return Source.from_row(await _one(_ctx(info), "Source", _lookup_ref("Source", id, slug)))
+
+    @strawberry.field(description="Entry counts per hour or day (UTC) under the entry filter.")
+    async def timeline(
+        self, info: Info, filter: EntryFilterInput | None = None, interval: Interval = Interval.DAY
+    ) -> list[TimelineBucket]:
+        f = entry_filter(filter)
+
+        async def run(conn: asyncpg.Connection) -> list[TimelineBucket]:
+            resolved = await where.resolve_entry_filter(conn, f)
+            sql, values = where.timeline_sql(resolved, interval.value)
+            return [TimelineBucket(start=r["start"], count=r["count"]) for r in await conn.fetch(sql, *values)]
+
+        return await _ctx(info).db.run(run)
