@@ -1,0 +1,142 @@
+"""Entries: filtered keyset lists, one entry, and their relations fetched in batches.
+
+`list_entries` answers bare rows (`EntryRow`); `with_relations` adds blog, actors, locations,
+sources and media in five queries whatever the number of rows. GraphQL uses the batch
+functions (`actors_of`, `locations_of`, …) from its loaders; REST uses `with_relations`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import asyncpg
+
+from db import where
+from db.errors import NotFound
+from db.filters import EntryFilter, EntrySort
+from db.page import Key, Page, Paged, paged
+from db.rows import ActorRef, BlogRef, Embed, Entry, EntryActor, EntryRow, LocationRef, Media, SourceRef, from_record
+from db.sql import query
+
+SORT_KEY_TYPE = datetime  # the type of every entry sort's key (published_at or updated_at)
+
+
+def sort_key(row: EntryRow, sort: EntrySort) -> Key:
+    return (row.updated_at if sort.lstrip("-") == "updated_at" else row.published_at, row.id)
+
+
+async def list_entries(
+    conn: asyncpg.Connection,
+    filter: EntryFilter,
+    sort: EntrySort = "-published_at",
+    page: Page | None = None,
+) -> Paged[EntryRow]:
+    """One page of the entries matching `filter`, in `sort` order.
+
+    NotFound (field blog/actor/location/source) if the filter names something that does not exist.
+    """
+    page = page or Page()
+    async with where.read_snapshot(conn, custom_plan=where.needs_custom_plan(filter)):
+        resolved = await where.resolve_entry_filter(conn, filter)
+        drive_locations = await where.location_driving_is_small(conn, resolved)
+        sql, values = where.list_entries_sql(resolved, sort, page, drive_locations=drive_locations)
+        rows = [from_record(EntryRow, r) for r in await conn.fetch(sql, *values)]
+        total = None
+        if page.count:
+            count_sql, count_values = where.count_entries_sql(resolved)
+            total = int(await conn.fetchval(count_sql, *count_values))
+    return paged(rows, [sort_key(r, sort) for r in rows], page, total)
+
+
+async def get_entry(conn: asyncpg.Connection, entry_id: int) -> Entry:
+    async with where.read_snapshot(conn):
+        record = await conn.fetchrow(query("get_entry"), entry_id)
+        if record is None:
+            raise NotFound(f"there is no entry {entry_id}", field="id")
+        (entry,) = await with_relations(conn, [from_record(EntryRow, record)])
+    return entry
+
+
+async def with_relations(conn: asyncpg.Connection, rows: list[EntryRow]) -> list[Entry]:
+    """The rows with their blog and links: five queries for any number of rows."""
+    ids = [r.id for r in rows]
+    blogs = await blogs_of(conn, list({r.blog_id for r in rows}))
+    actors = await actors_of(conn, ids)
+    locations = await locations_of(conn, ids)
+    sources = await sources_of(conn, ids)
+    media = await media_of(conn, ids)
+    return [
+        Entry(
+            id=r.id,
+            blog=blogs[r.blog_id],
+            published_at=r.published_at,
+            updated_at=r.updated_at,
+            created_at=r.created_at,
+            kind=r.kind,
+            headline=r.headline,
+            body=r.body,
+            actors=actors.get(r.id, []),
+            locations=locations.get(r.id, []),
+            sources=sources.get(r.id, []),
+            media=media.get(r.id, []),
+        )
+        for r in rows
+    ]
+
+
+async def blogs_of(conn: asyncpg.Connection, blog_ids: list[int]) -> dict[int, BlogRef]:
+    if not blog_ids:
+        return {}
+    return {r["id"]: from_record(BlogRef, r) for r in await conn.fetch(query("entry_blogs"), blog_ids)}
+
+
+async def actors_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[EntryActor]]:
+    out: dict[int, list[EntryActor]] = defaultdict(list)
+    if entry_ids:
+        for r in await conn.fetch(query("entry_actors"), entry_ids):
+            out[r["entry_id"]].append(EntryActor(role=r["role"], actor=from_record(ActorRef, r)))
+    return out
+
+
+async def locations_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[LocationRef]]:
+    out: dict[int, list[LocationRef]] = defaultdict(list)
+    if entry_ids:
+        for r in await conn.fetch(query("entry_locations"), entry_ids):
+            out[r["entry_id"]].append(from_record(LocationRef, r))
+    return out
+
+
+async def sources_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[SourceRef]]:
+    out: dict[int, list[SourceRef]] = defaultdict(list)
+    if entry_ids:
+        for r in await conn.fetch(query("entry_sources"), entry_ids):
+            out[r["entry_id"]].append(from_record(SourceRef, r))
+    return out
+
+
+async def media_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[Media]]:
+    out: dict[int, list[Media]] = defaultdict(list)
+    if entry_ids:
+        for r in await conn.fetch(query("entry_media"), entry_ids):
+            embed = None
+            if any(r[c] is not None for c in ("embed_author", "embed_handle", "embed_date", "embed_text", "embed_url")):
+                embed = Embed(
+                    author=r["embed_author"],
+                    handle=r["embed_handle"],
+                    date=r["embed_date"],
+                    text=r["embed_text"],
+                    url=r["embed_url"],
+                )
+            out[r["entry_id"]].append(
+                Media(
+                    position=r["position"],
+                    kind=r["kind"],
+                    url=r["url"],
+                    caption=r["caption"],
+                    credit=r["credit"],
+                    alt_text=r["alt_text"],
+                    embed=embed,
+                )
+            )
+    return out

@@ -1,0 +1,41 @@
+-- name: count_locations_under
+-- How many locations lie under the locations in $1 (themselves included).
+SELECT count(DISTINCT location_id) FROM location_closure WHERE ancestor_id = ANY($1::bigint[])
+
+-- name: get_entry
+-- One entry's own columns by id.
+SELECT e.id, e.blog_id, e.published_at, e.updated_at, e.created_at, e.kind, e.headline, e.body
+  FROM entries e WHERE e.id = $1
+
+-- name: entry_blogs
+-- Blog references for a batch of blog ids.
+SELECT id, slug, title FROM blogs WHERE id = ANY($1::bigint[])
+
+-- name: entry_actors
+-- The actors of a batch of entries, speakers first, then by name.
+SELECT ea.entry_id, ea.role, a.id, a.slug, a.name, a.kind, a.country
+  FROM entry_actors ea JOIN actors a ON a.id = ea.actor_id
+ WHERE ea.entry_id = ANY($1::bigint[])
+ ORDER BY ea.entry_id, ea.role DESC, a.name, a.id
+
+-- name: entry_locations
+-- The locations of a batch of entries, by name.
+SELECT el.entry_id, l.id, l.slug, l.name, l.kind, l.country, l.latitude, l.longitude, l.parent_id
+  FROM entry_locations el JOIN locations l ON l.id = el.location_id
+ WHERE el.entry_id = ANY($1::bigint[])
+ ORDER BY el.entry_id, l.name, l.id
+
+-- name: entry_sources
+-- The sources of a batch of entries, by name.
+SELECT es.entry_id, s.id, s.slug, s.name, s.kind
+  FROM entry_sources es JOIN sources s ON s.id = es.source_id
+ WHERE es.entry_id = ANY($1::bigint[])
+ ORDER BY es.entry_id, s.name, s.id
+
+-- name: entry_media
+-- The media of a batch of entries, in page order.
+SELECT entry_id, position, kind, url, caption, credit, alt_text,
+       embed_author, embed_handle, embed_date, embed_text, embed_url
+  FROM media
+ WHERE entry_id = ANY($1::bigint[])
+ ORDER BY entry_id, position

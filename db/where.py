@@ -1,0 +1,323 @@
+"""EntryFilter → SQL, once, for every reader: REST lists, GraphQL connections, the timeline,
+and the stream's "does this changed entry match?" (`entry_matches`).
+
+The SQL is composed from the fixed fragments below, chosen by which filter fields are set;
+values only ever travel as `$n` parameters. References (ids or slugs) are resolved to ids
+first (`resolve_entry_filter`), so every fragment compares integers and an unknown slug is
+a `NotFound` naming the filter field, not an empty list.
+
+Plans, measured at a million entries (bench/plans/):
+- without a link filter, lists walk `entries_published_idx` / `entries_blog_published_idx`
+  from the cursor (the row comparison is the index condition);
+- with an actor, source or location filter and a published_at sort, the list is driven from
+  the link table's `(x_id, published_at DESC, entry_id DESC)` index: one LATERAL top-N per
+  linked id, merged. That shape does not depend on the values, so a generic plan (asyncpg
+  prepares statements; PostgreSQL switches to a generic plan after five runs) is as good as a
+  custom one. Filters whose best plan depends on the value (full-text `q`) ask for custom
+  plans instead (`needs_custom_plan`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import asyncpg
+
+from db.errors import NotFound
+from db.filters import EntryFilter, EntrySort, Ref
+from db.page import Page
+from db.sql import query
+
+RefKind = Literal["blog", "actor", "location", "source"]
+_RESOLVERS: dict[RefKind, str] = {
+    "blog": "resolve_blogs",
+    "actor": "resolve_actors",
+    "location": "resolve_locations",
+    "source": "resolve_sources",
+}
+# more locations than this under a location filter: scan entries by date instead of one
+# index range per location
+_MAX_DRIVING_IDS = 64
+
+ENTRY_COLUMNS = "e.id, e.blog_id, e.published_at, e.updated_at, e.created_at, e.kind, e.headline, e.body"
+
+
+class Params:
+    """Collects values and hands out their `$n` placeholders."""
+
+    def __init__(self, *initial: Any) -> None:
+        self.values: list[Any] = list(initial)
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+# ---------------------------------------------------------------- references
+
+
+async def resolve(conn: asyncpg.Connection, kind: RefKind, refs: tuple[Ref, ...] | list[Ref]) -> dict[Ref, int]:
+    """ref → id for every ref; NotFound (field = kind) naming the first that matches nothing."""
+    if not refs:
+        return {}
+    ids = [r for r in refs if isinstance(r, int)]
+    slugs = [r for r in refs if isinstance(r, str)]
+    found = await conn.fetch(query(_RESOLVERS[kind]), ids, slugs)
+    by_id = {r["id"]: r["id"] for r in found}
+    by_slug = {r["slug"]: r["id"] for r in found}
+    out: dict[Ref, int] = {}
+    for ref in refs:
+        id_ = by_id.get(ref) if isinstance(ref, int) else by_slug.get(ref)
+        if id_ is None:
+            raise NotFound(f"there is no {kind} {ref!r}", field=kind)
+        out[ref] = id_
+    return out
+
+
+def _walk(f: EntryFilter) -> Iterator[EntryFilter]:
+    yield f
+    for sub in (*f.and_, *f.or_, *((f.not_,) if f.not_ else ())):
+        yield from _walk(sub)
+
+
+async def resolve_entry_filter(conn: asyncpg.Connection, f: EntryFilter) -> EntryFilter:
+    """The same filter with every reference (at any depth of and_/or_/not_) as an id.
+
+    One query per kind of reference present, however deep the filter.
+    """
+    maps: dict[RefKind, dict[Ref, int]] = {}
+    for kind in _RESOLVERS:
+        refs = sorted({r for sub in _walk(f) for r in getattr(sub, kind)}, key=repr)
+        maps[kind] = await resolve(conn, kind, refs)
+    return _rewrite(f, maps)
+
+
+def _rewrite(f: EntryFilter, maps: dict[RefKind, dict[Ref, int]]) -> EntryFilter:
+    def ids(kind: RefKind, refs: tuple[Ref, ...]) -> tuple[Ref, ...]:
+        return tuple(dict.fromkeys(maps[kind][r] for r in refs))
+
+    return EntryFilter(
+        blog=ids("blog", f.blog),
+        actor=ids("actor", f.actor),
+        actor_match=f.actor_match,
+        location=ids("location", f.location),
+        source=ids("source", f.source),
+        since=f.since,
+        until=f.until,
+        updated_since=f.updated_since,
+        q=f.q,
+        kind=f.kind,
+        bbox=f.bbox,
+        and_=tuple(_rewrite(s, maps) for s in f.and_),
+        or_=tuple(_rewrite(s, maps) for s in f.or_),
+        not_=_rewrite(f.not_, maps) if f.not_ else None,
+    )
+
+
+# ---------------------------------------------------------------- conditions
+
+_ACTOR_ANY = "EXISTS (SELECT 1 FROM entry_actors la WHERE la.entry_id = e.id AND la.actor_id = ANY({}::bigint[]))"
+_ACTOR_ONE = "EXISTS (SELECT 1 FROM entry_actors la WHERE la.entry_id = e.id AND la.actor_id = {}::bigint)"
+_SOURCE_ANY = "EXISTS (SELECT 1 FROM entry_sources ls WHERE ls.entry_id = e.id AND ls.source_id = ANY({}::bigint[]))"
+_LOCATION_UNDER = (
+    "EXISTS (SELECT 1 FROM entry_locations ll JOIN location_closure lc ON lc.location_id = ll.location_id"
+    " WHERE ll.entry_id = e.id AND lc.ancestor_id = ANY({}::bigint[]))"
+)
+_BBOX = (
+    "EXISTS (SELECT 1 FROM entry_locations lb JOIN locations bl ON bl.id = lb.location_id"
+    " WHERE lb.entry_id = e.id AND bl.latitude BETWEEN {1}::float8 AND {3}::float8 AND {lon})"
+)
+_BBOX_LON = "bl.longitude BETWEEN {0}::float8 AND {2}::float8"
+_BBOX_LON_WRAPPED = "(bl.longitude >= {0}::float8 OR bl.longitude <= {2}::float8)"  # crosses 180°
+_SEARCH = "e.search @@ websearch_to_tsquery('english', {}::text)"
+
+
+def conditions(f: EntryFilter, p: Params, *, time_col: str = "e.published_at", skip: str | None = None) -> list[str]:
+    """The filter as SQL conditions over `entries e` (ANDed by the caller).
+
+    `time_col` lets a driven query put since/until on the link table's copy of published_at;
+    `skip` names the link filter the driving index already applies ("actor", "source",
+    "location"; for actor_match=all, only the first actor is skipped).
+    """
+    c: list[str] = []
+    if f.blog:
+        c.append(
+            f"e.blog_id = {p.add(f.blog[0])}::bigint"
+            if len(f.blog) == 1
+            else f"e.blog_id = ANY({p.add(list(f.blog))}::bigint[])"
+        )
+    if f.actor:
+        if f.actor_match == "all":
+            rest = f.actor[1:] if skip == "actor" else f.actor
+            c.extend(_ACTOR_ONE.format(p.add(a)) for a in rest)
+        elif skip != "actor":
+            c.append(_ACTOR_ANY.format(p.add(list(f.actor))))
+    if f.source and skip != "source":
+        c.append(_SOURCE_ANY.format(p.add(list(f.source))))
+    if f.location and skip != "location":
+        c.append(_LOCATION_UNDER.format(p.add(list(f.location))))
+    if f.since is not None:
+        c.append(f"{time_col} >= {p.add(f.since)}::timestamptz")
+    if f.until is not None:
+        c.append(f"{time_col} < {p.add(f.until)}::timestamptz")
+    if f.updated_since is not None:
+        c.append(f"e.updated_at >= {p.add(f.updated_since)}::timestamptz")
+    if f.q is not None:
+        c.append(_SEARCH.format(p.add(f.q)))
+    if f.kind:
+        c.append(f"e.kind = ANY({p.add(list(f.kind))}::text[])")
+    if f.bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = (p.add(float(v)) for v in f.bbox)
+        lon = _BBOX_LON_WRAPPED if f.bbox[0] > f.bbox[2] else _BBOX_LON
+        c.append(_BBOX.format(min_lon, min_lat, max_lon, max_lat, lon=lon.format(min_lon, min_lat, max_lon)))
+    c.extend(f"({where(sub, p)})" for sub in f.and_)
+    if f.or_:
+        c.append("(" + " OR ".join(f"({where(sub, p)})" for sub in f.or_) + ")")
+    if f.not_ is not None:
+        # NOT over a filter: entries the inner filter does not match (no NULLs can arise here)
+        c.append(f"NOT ({where(f.not_, p)})")
+    return c
+
+
+def where(f: EntryFilter, p: Params) -> str:
+    """The filter as one boolean SQL expression over `entries e`."""
+    return " AND ".join(conditions(f, p)) or "TRUE"
+
+
+def needs_custom_plan(f: EntryFilter) -> bool:
+    """Whether the best plan depends on the values (then a cached generic plan can be 20x slower)."""
+    return any(sub.q is not None or sub.bbox is not None or len(sub.blog) > 1 for sub in _walk(f))
+
+
+# ---------------------------------------------------------------- lists
+
+_DRIVERS: dict[str, tuple[str, str]] = {
+    "actor": ("entry_actors", "actor_id"),
+    "source": ("entry_sources", "source_id"),
+    "location": ("entry_locations", "location_id"),
+}
+
+
+def _driver(f: EntryFilter, sort: EntrySort, drive_locations: bool) -> str | None:
+    """Which link index should drive the list, if any."""
+    if sort not in ("-published_at", "published_at") or f.blog:
+        return None  # the blog index is tighter than any link index; updated_at is not on links
+    if f.actor:
+        return "actor"
+    if f.source:
+        return "source"
+    if f.location and drive_locations:
+        return "location"
+    return None
+
+
+def _keyset(page: Page, desc: bool, cols: str, p: Params) -> list[str]:
+    out = []
+    if page.after is not None:
+        out.append(f"({cols}) {'<' if desc else '>'} ({p.add(page.after[0])}, {p.add(page.after[1])}::bigint)")
+    if page.before is not None:
+        out.append(f"({cols}) {'>' if desc else '<'} ({p.add(page.before[0])}, {p.add(page.before[1])}::bigint)")
+    return out
+
+
+def list_entries_sql(
+    f: EntryFilter, sort: EntrySort, page: Page, *, drive_locations: bool = True, columns: str = ENTRY_COLUMNS
+) -> tuple[str, list[Any]]:
+    """One page of entries (limit + 1 rows, for has-next) in `sort` order, and its parameters.
+
+    `f` must be resolved (ids only). `drive_locations`: whether the location filter covers few
+    enough locations (`location_driving_is_small`) to drive the list. The LIMIT is an integer the caller validated, written
+    into the text so that the planner knows it (a `$n` limit makes generic plans guess).
+    """
+    limit = int(page.limit) + 1
+    desc = sort.startswith("-")
+    col = sort.lstrip("-")
+    order_desc = desc != (page.direction == "backward")
+    direction = "DESC" if order_desc else "ASC"
+    p = Params()
+    drive = _driver(f, sort, drive_locations)
+    if drive is None:
+        conds = conditions(f, p) + _keyset(page, desc, f"e.{col}, e.id", p)
+        sql = (
+            f"SELECT {columns} FROM entries e WHERE {' AND '.join(conds) or 'TRUE'}"
+            f" ORDER BY e.{col} {direction}, e.id {direction} LIMIT {limit}"
+        )
+        return sql, p.values
+    link, link_col = _DRIVERS[drive]
+    if drive == "location":
+        driving = f"(SELECT DISTINCT location_id AS id FROM location_closure WHERE ancestor_id = ANY({p.add(list(f.location))}::bigint[])) d"
+    elif drive == "actor" and f.actor_match == "all":
+        driving = f"(SELECT {p.add(f.actor[0])}::bigint AS id) d"
+    else:
+        ids = list(f.actor if drive == "actor" else f.source)
+        driving = f"unnest({p.add(ids)}::bigint[]) AS d(id)"
+    inner = [f"l.{link_col} = d.id"]
+    inner += conditions(f, p, time_col="l.published_at", skip=drive)
+    inner += _keyset(page, desc, "l.published_at, l.entry_id", p)
+    sql = (
+        f"SELECT {columns} FROM entries e WHERE e.id IN ("
+        f"SELECT x.entry_id FROM {driving} CROSS JOIN LATERAL ("
+        f"SELECT l.entry_id FROM {link} l JOIN entries e ON e.id = l.entry_id"
+        f" WHERE {' AND '.join(inner)}"
+        f" ORDER BY l.published_at {direction}, l.entry_id {direction} LIMIT {limit}) x)"
+        f" ORDER BY e.published_at {direction}, e.id {direction} LIMIT {limit}"
+    )
+    return sql, p.values
+
+
+async def location_driving_is_small(conn: asyncpg.Connection, f: EntryFilter) -> bool:
+    """Whether the (resolved) location filter spans few enough locations to drive a list."""
+    if not f.location:
+        return False
+    n = await conn.fetchval(query("count_locations_under"), list(f.location))
+    return bool(n <= _MAX_DRIVING_IDS)
+
+
+def count_entries_sql(f: EntryFilter) -> tuple[str, list[Any]]:
+    p = Params()
+    return f"SELECT count(*) FROM entries e WHERE {where(f, p)}", p.values
+
+
+def matches_sql(f: EntryFilter) -> tuple[str, list[Any]]:
+    """Which of the entry ids in $1 match the filter."""
+    p = Params(None)
+    return f"SELECT e.id FROM entries e WHERE e.id = ANY($1::bigint[]) AND {where(f, p)}", p.values[1:]
+
+
+def timeline_sql(f: EntryFilter, interval: Literal["hour", "day"]) -> tuple[str, list[Any]]:
+    p = Params()
+    unit = p.add(interval)
+    sql = (
+        f"SELECT date_trunc({unit}::text, e.published_at, 'UTC') AS start, count(*) AS count"
+        f" FROM entries e WHERE {where(f, p)} GROUP BY 1 ORDER BY 1"
+    )
+    return sql, p.values
+
+
+async def entry_matches(conn: asyncpg.Connection, f: EntryFilter, entry_ids: list[int]) -> set[int]:
+    """The ids among `entry_ids` whose entries match `f` now (for streams and subscriptions)."""
+    if not entry_ids:
+        return set()
+    resolved = await resolve_entry_filter(conn, f)
+    sql, values = matches_sql(resolved)
+    return {r["id"] for r in await conn.fetch(sql, entry_ids, *values)}
+
+
+@asynccontextmanager
+async def read_snapshot(conn: asyncpg.Connection, *, custom_plan: bool = False) -> AsyncIterator[None]:
+    """One consistent view for a page, its total and its relations (read-only, repeatable read).
+
+    `custom_plan`: plan this transaction's statements for their actual values. Inside a
+    caller's transaction the caller's isolation stands.
+    """
+    if conn.is_in_transaction():
+        if custom_plan:
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        yield
+        return
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        if custom_plan:
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        yield
