@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ import pytest
 from db.ingest.page import PageError, parse_page
 from db.ingest.store import LinkFn, import_page, import_text
 from db.ingest.types import LinkedActor, Links
+from db.pool import connect
 from tests.db.pages import Post, page
 
 
@@ -150,9 +152,24 @@ async def test_links_follow_the_linker_and_copy_published_at(imported: asyncpg.C
 async def test_reimporting_the_same_page_changes_nothing(imported: asyncpg.Connection, seed_text: str) -> None:
     conn = imported
     before = await row_versions(conn)
+    feed = await conn.fetchval("SELECT count(*) FROM changes")
+    assert feed > 48  # the first import was announced: the blog and each entry
     result = await import_text(conn, seed_text, word_linker)
     assert (result.blog, result.created, result.updated, result.unchanged) == ("unchanged", 0, 0, 48)
     assert await row_versions(conn) == before
+    assert await conn.fetchval("SELECT count(*) FROM changes") == feed  # mirrors hear of nothing
+
+
+async def test_two_imports_of_one_page_at_once_make_one_blog(db_dsn: str, seed_text: str) -> None:
+    a, b = await connect(db_dsn), await connect(db_dsn)
+    try:
+        results = await asyncio.gather(import_text(a, seed_text, word_linker), import_text(b, seed_text, word_linker))
+        assert sorted((r.created, r.unchanged) for r in results) == [(0, 48), (48, 0)]
+        assert await a.fetchval("SELECT count(*) FROM entries") == 48
+        assert await a.fetchval("SELECT count(*) FROM blogs") == 1
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_an_edited_headline_updates_that_entry_only(imported: asyncpg.Connection, seed_text: str) -> None:
