@@ -124,8 +124,8 @@ _LONG_MONTHS = {name: i for i, name in enumerate(_MONTH_NAMES, start=1)}
 _DATE = r"(\d{1,2}) ([A-Z][a-z]{2}) (\d{4})"
 _PUBLISHED = re.compile(rf"^Published On {_DATE}")
 _ENTRY_MARK = re.compile(r"^• live(?:-[\w-]+)?$")
-_ENTRY_TIME = re.compile(rf"^{_DATE} - (\d{{2}}):(\d{{2}})$")
-_GMT = re.compile(r"^\((\d{2}):(\d{2}) GMT\)$")
+_ENTRY_TIME = re.compile(rf"^{_DATE} - (\d{{1,2}}):(\d{{2}})$")
+_GMT = re.compile(r"^\((\d{1,2}):(\d{2}) GMT\)$")
 _CREDITED = re.compile(r"^(.*?)\s*\[([^\[\]]+)\]$")
 _SIGNATURE = re.compile(
     r"^[\u2014\u2013-] (?P<author>.+?) \((?P<handle>@[A-Za-z0-9_]{1,15})\) (?P<month>[A-Z][a-z]+) (?P<day>\d{1,2}), (?P<year>\d{4})$"
@@ -175,7 +175,7 @@ def _is_entry_mark(line: _Line) -> bool:
 
 
 def parse_page(text: str) -> ParsedPage:
-    lines = _lines(text)
+    lines = _lines(text.removeprefix("\ufeff"))
     first = next((i for i, line in enumerate(lines) if _is_entry_mark(line)), None)
     if first is None:
         raise PageError(

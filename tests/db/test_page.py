@@ -286,3 +286,7 @@ def test_an_entry_without_a_headline_is_refused() -> None:
     text = page([Post("13 Sep 2023 - 10:00", "10:00", "Morning")]).replace("    Morning\n\n    A paragraph", "")
     with pytest.raises(PageError, match="expected the entry's headline"):
         parse_page(text)
+
+
+def test_a_byte_order_mark_and_windows_line_ends_change_nothing(seed_text: str, seed: ParsedPage) -> None:
+    assert parse_page("\ufeff" + seed_text.replace("\n", "\r\n")) == seed
