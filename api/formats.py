@@ -1,0 +1,244 @@
+"""Response formats for lists: JSON (default), NDJSON, CSV, GeoJSON, chosen by `format=` or Accept.
+
+- `negotiate` picks the format: `format=` wins over `Accept`; an Accept that allows none of
+  ours is a 406 problem naming what we offer; a bad `format=` value is a 400 naming `format`.
+- NDJSON streams the *whole* result (no page limit): `ndjson_entries` reads it through a
+  server-side cursor in chunks (db/export.py) and hands Litestar a `Stream`, so memory stays
+  flat however many rows match; a client that goes away stops the query.
+- CSV and GeoJSON render one page, like JSON, and keep its `Link: rel="next"` header, so a
+  script follows cursors the same way in every format.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+from litestar.exceptions import HTTPException
+from litestar.response import Response, Stream
+
+from db import export, where
+from db.errors import InvalidInput
+from db.filters import EntryFilter, EntrySort
+from db.rows import Entry
+
+
+class Format(enum.Enum):
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+    GEOJSON = "geojson"
+
+
+MEDIA_TYPES: dict[Format, str] = {
+    Format.JSON: "application/json",
+    Format.NDJSON: "application/x-ndjson",
+    Format.CSV: "text/csv",
+    Format.GEOJSON: "application/geo+json",
+}
+# what a list answers in each format's Content-Type (Litestar adds "; charset=utf-8" to text/*)
+CONTENT_TYPES: dict[Format, str] = {**MEDIA_TYPES, Format.CSV: "text/csv; header=present"}
+
+
+class NotAcceptable(HTTPException):
+    """406: the Accept header allows none of the formats this list offers."""
+
+    status_code = 406
+
+
+def negotiate(accept: str | None, format: str | None, offered: Sequence[Format] = tuple(Format)) -> Format:
+    """The format to answer in: `format=` if given, else the best of `offered` under `Accept`."""
+    if format is not None:
+        try:
+            chosen = Format(format.lower())
+        except ValueError:
+            chosen = None
+        if chosen is None or chosen not in offered:
+            names = ", ".join(f.value for f in offered)
+            raise InvalidInput(f"format must be one of {names}, not {format!r}", field="format")
+        return chosen
+    if accept is None or not accept.strip():
+        return offered[0]
+    ranges = _parse_accept(accept)
+    best: tuple[float, int, int] | None = None
+    chosen = None
+    for fmt in offered:
+        match = _best_range(MEDIA_TYPES[fmt], ranges)
+        if match is None or match[0] <= 0:
+            continue
+        if best is None or match > best:
+            best, chosen = match, fmt
+    if chosen is None:
+        offers = ", ".join(MEDIA_TYPES[f] for f in offered)
+        raise NotAcceptable(detail=f"this list can answer {offers} (or use format=); the Accept header allows none")
+    return chosen
+
+
+def _parse_accept(accept: str) -> list[tuple[str, str, float]]:
+    """(type, subtype, q) for each media range, in the client's order; unparsable ranges are skipped."""
+    out = []
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if "/" not in media:
+            continue
+        kind, _, sub = media.lower().partition("/")
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        out.append((kind.strip(), sub.strip(), q))
+    return out
+
+
+def _best_range(media_type: str, ranges: list[tuple[str, str, float]]) -> tuple[float, int, int] | None:
+    """(q, specificity, -position) of the most specific range matching `media_type`, if any."""
+    kind, _, sub = media_type.partition("/")
+    found: tuple[int, float, int] | None = None
+    for position, (rk, rs, q) in enumerate(ranges):
+        if (rk, rs) == (kind, sub):
+            specificity = 2
+        elif (rk, rs) == (kind, "*"):
+            specificity = 1
+        elif (rk, rs) == ("*", "*"):
+            specificity = 0
+        else:
+            continue
+        if found is None or specificity > found[0]:
+            found = (specificity, q, -position)
+    if found is None:
+        return None
+    specificity, q, neg_position = found
+    return (q, specificity, neg_position)
+
+
+# ---------------------------------------------------------------- entries
+
+ENTRY_CSV_COLUMNS = (
+    "id",
+    "blog",
+    "published_at",
+    "updated_at",
+    "kind",
+    "headline",
+    "body",
+    "actors",
+    "speakers",
+    "locations",
+    "sources",
+)
+
+
+def _csv_row(e: Entry) -> list[str | int]:
+    return [
+        e.id,
+        e.blog.slug,
+        e.published_at.isoformat(),
+        e.updated_at.isoformat(),
+        e.kind,
+        e.headline,
+        "\n\n".join(e.body),
+        ";".join(a.actor.slug for a in e.actors),
+        ";".join(a.actor.slug for a in e.actors if a.role == "speaker"),
+        ";".join(loc.slug for loc in e.locations),
+        ";".join(s.slug for s in e.sources),
+    ]
+
+
+def entries_csv(entries: Iterable[Entry], *, header: bool = True) -> bytes:
+    """RFC 4180 CSV: a header row, then one row an entry; linked slugs joined with `;`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if header:
+        writer.writerow(ENTRY_CSV_COLUMNS)
+    writer.writerows(_csv_row(e) for e in entries)
+    return out.getvalue().encode()
+
+
+class _Point(msgspec.Struct):
+    coordinates: tuple[float, float]  # lon, lat (RFC 7946 §3.1.1)
+    type: str = "Point"
+
+
+class _Feature(msgspec.Struct):
+    id: str
+    geometry: _Point
+    properties: dict[str, Any]
+    type: str = "Feature"
+
+
+def entry_features(entries: Iterable[Entry]) -> list[_Feature]:
+    """One feature per entry and location it names, at the location's point."""
+    features = []
+    for e in entries:
+        common = {
+            "entry_id": e.id,
+            "blog": e.blog.slug,
+            "published_at": e.published_at,
+            "updated_at": e.updated_at,
+            "kind": e.kind,
+            "headline": e.headline,
+            "actors": [a.actor.slug for a in e.actors],
+            "sources": [s.slug for s in e.sources],
+        }
+        for loc in e.locations:
+            properties = {
+                **common,
+                "location": loc.slug,
+                "location_id": loc.id,
+                "location_name": loc.name,
+                "location_kind": loc.kind,
+            }
+            features.append(
+                _Feature(id=f"{e.id}-{loc.id}", geometry=_Point((loc.longitude, loc.latitude)), properties=properties)
+            )
+    return features
+
+
+def entries_geojson(entries: Iterable[Entry], page: Any = None) -> bytes:
+    """An RFC 7946 FeatureCollection; the list's `page` rides along as a foreign member."""
+    collection: dict[str, Any] = {"type": "FeatureCollection", "features": entry_features(entries)}
+    if page is not None:
+        collection["page"] = page
+    return msgspec.json.encode(collection)
+
+
+def entries_page_response(
+    fmt: Format, entries: Sequence[Entry], page: Any, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    """One page of entries as CSV or GeoJSON (JSON pages are the controller's own model)."""
+    if fmt is Format.CSV:
+        body = entries_csv(entries)
+    elif fmt is Format.GEOJSON:
+        body = entries_geojson(entries, page)
+    else:
+        raise ValueError(f"{fmt} is not a page format")
+    return Response(body, media_type=CONTENT_TYPES[fmt], headers=headers or {})
+
+
+_ndjson = msgspec.json.Encoder()
+
+
+async def ndjson_entries(pool: asyncpg.Pool, filter: EntryFilter, sort: EntrySort = "-published_at") -> Stream:
+    """Every matching entry, one JSON object a line, streamed from a server-side cursor.
+
+    The filter's references are checked before the response starts, so an unknown slug is
+    still a 404 problem rather than a broken stream.
+    """
+    async with pool.acquire() as proxy:
+        await where.resolve_entry_filter(cast(asyncpg.Connection, proxy), filter)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async with pool.acquire() as proxy:
+            async for chunk in export.iter_entries(cast(asyncpg.Connection, proxy), filter, sort):
+                yield _ndjson.encode_lines(chunk)
+
+    return Stream(lines(), media_type=CONTENT_TYPES[Format.NDJSON])

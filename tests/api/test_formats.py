@@ -1,0 +1,187 @@
+"""List formats: negotiation, CSV, GeoJSON and the whole-result NDJSON export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import asyncpg
+import msgspec
+import pytest
+
+from api.formats import Format, NotAcceptable, entries_csv, entries_geojson, negotiate
+from db import export
+from db.entries import with_relations
+from db.errors import InvalidInput, NotFound
+from db.filters import EntryFilter
+from db.rows import Entry, EntryRow, from_record
+from tests.db import factories as f
+
+# ---------------------------------------------------------------- negotiation
+
+
+@pytest.mark.parametrize(
+    ("accept", "format", "expected"),
+    [
+        (None, None, Format.JSON),
+        ("", None, Format.JSON),
+        ("*/*", None, Format.JSON),
+        ("application/json", None, Format.JSON),
+        ("application/x-ndjson", None, Format.NDJSON),
+        ("text/csv", None, Format.CSV),
+        ("application/geo+json", None, Format.GEOJSON),
+        ("text/*", None, Format.CSV),
+        ("application/*", None, Format.JSON),
+        ("TEXT/CSV; charset=utf-8", None, Format.CSV),
+        # a browser: no exact match, */* gives the default
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", None, Format.JSON),
+        # q decides, then specificity, then the client's order
+        ("application/json;q=0.5, text/csv", None, Format.CSV),
+        ("text/csv, */*", None, Format.CSV),
+        ("application/geo+json, application/json", None, Format.GEOJSON),
+        ("application/json, application/geo+json", None, Format.JSON),
+        ("*/*;q=0.1, application/x-ndjson;q=0.2", None, Format.NDJSON),
+        ("text/csv;q=0, */*", None, Format.JSON),
+        ("application/json;q=bogus, text/csv;q=0.1", None, Format.CSV),
+        # format= wins over Accept, even one we could not answer
+        ("application/json", "csv", Format.CSV),
+        ("image/png", "ndjson", Format.NDJSON),
+        (None, "GeoJSON", Format.GEOJSON),
+    ],
+)
+def test_negotiation(accept: str | None, format: str | None, expected: Format) -> None:
+    assert negotiate(accept, format) is expected
+
+
+@pytest.mark.parametrize("accept", ["image/png", "text/html", "application/xml, text/plain", "text/csv;q=0"])
+def test_an_accept_we_cannot_answer_is_406(accept: str) -> None:
+    with pytest.raises(NotAcceptable) as caught:
+        negotiate(accept, None)
+    assert caught.value.status_code == 406
+    assert "text/csv" in caught.value.detail
+
+
+@pytest.mark.parametrize("value", ["xml", "", "json2"])
+def test_an_unknown_format_names_the_parameter(value: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        negotiate(None, value)
+    assert caught.value.field == "format"
+
+
+def test_a_format_the_list_does_not_offer_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        negotiate(None, "geojson", offered=(Format.JSON, Format.CSV))
+    assert negotiate("*/*", None, offered=(Format.JSON, Format.CSV)) is Format.JSON
+    with pytest.raises(NotAcceptable):
+        negotiate("application/geo+json", None, offered=(Format.JSON, Format.CSV))
+
+
+# ---------------------------------------------------------------- renderers
+
+
+async def _entries(conn: asyncpg.Connection, ids: list[int]) -> list[Entry]:
+    records = await conn.fetch(
+        "SELECT id, blog_id, published_at, updated_at, created_at, kind, headline, body FROM entries"
+        " WHERE id = ANY($1) ORDER BY id",
+        ids,
+    )
+    return await with_relations(conn, [from_record(EntryRow, r) for r in records])
+
+
+@pytest.fixture
+async def linked(conn: asyncpg.Connection) -> dict[str, int]:
+    blog = await f.blog(conn, "kyiv-live")
+    ukraine = await f.location(conn, "ukraine", 49.0, 32.0, kind="country")
+    crimea = await f.location(conn, "crimea", 45.3, 34.4, kind="region", parent=ukraine)
+    sevastopol = await f.location(conn, "sevastopol", 44.6, 33.5, parent=crimea)
+    peskov = await f.actor(conn, "dmitry-peskov", "Dmitry Peskov")
+    zelensky = await f.actor(conn, "volodymyr-zelensky", "Volodymyr Zelensky")
+    tass = await f.source(conn, "tass")
+    reuters = await f.source(conn, "reuters")
+    tricky = await f.entry(
+        conn,
+        blog,
+        f.at(1),
+        headline='Peskov: "no talks", says Kremlin; Песков',
+        body=["First paragraph, with a comma.", 'Second "quoted"\nline'],
+        actors={peskov: "speaker", zelensky: "mentioned"},
+        locations=[sevastopol, crimea],
+        sources=[tass, reuters],
+    )
+    plain = await f.entry(conn, blog, f.at(2), headline="Nothing located")
+    return {"tricky": tricky, "plain": plain, "sevastopol": sevastopol, "crimea": crimea}
+
+
+async def test_csv_quotes_and_joins(conn: asyncpg.Connection, linked: dict[str, int]) -> None:
+    entries = await _entries(conn, [linked["tricky"], linked["plain"]])
+    text = entries_csv(entries).decode()
+    assert text.endswith("\r\n")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == 2
+    tricky, plain = rows
+    assert tricky["id"] == str(linked["tricky"])
+    assert tricky["blog"] == "kyiv-live"
+    assert tricky["headline"] == 'Peskov: "no talks", says Kremlin; Песков'
+    assert tricky["body"] == 'First paragraph, with a comma.\n\nSecond "quoted"\nline'
+    assert sorted(tricky["actors"].split(";")) == ["dmitry-peskov", "volodymyr-zelensky"]
+    assert tricky["speakers"] == "dmitry-peskov"
+    assert sorted(tricky["locations"].split(";")) == ["crimea", "sevastopol"]
+    assert sorted(tricky["sources"].split(";")) == ["reuters", "tass"]
+    assert tricky["published_at"] == f.at(1).isoformat()
+    assert (plain["actors"], plain["locations"], plain["sources"]) == ("", "", "")
+    assert entries_csv([]).decode() == ",".join(rows[0].keys()) + "\r\n"
+
+
+async def test_geojson_is_one_feature_per_entry_and_location(conn: asyncpg.Connection, linked: dict[str, int]) -> None:
+    entries = await _entries(conn, [linked["tricky"], linked["plain"]])
+    collection = msgspec.json.decode(entries_geojson(entries, {"limit": 50, "next_cursor": None}))
+    assert collection["type"] == "FeatureCollection"
+    assert collection["page"] == {"limit": 50, "next_cursor": None}
+    features = collection["features"]
+    assert len(features) == 2  # two locations of the first entry, none for the second
+    by_location = {feat["properties"]["location"]: feat for feat in features}
+    assert set(by_location) == {"crimea", "sevastopol"}
+    sevastopol = by_location["sevastopol"]
+    assert sevastopol["type"] == "Feature"
+    assert sevastopol["geometry"] == {"type": "Point", "coordinates": [33.5, 44.6]}  # lon, lat
+    assert sevastopol["properties"]["entry_id"] == linked["tricky"]
+    assert sevastopol["properties"]["headline"].startswith("Peskov")
+    assert sorted(sevastopol["properties"]["actors"]) == ["dmitry-peskov", "volodymyr-zelensky"]
+    assert len({feat["id"] for feat in features}) == 2
+
+
+# ---------------------------------------------------------------- whole-result export
+
+
+async def test_export_reads_every_row_once_in_order_in_chunks(conn: asyncpg.Connection) -> None:
+    blog = await f.blog(conn)
+    other = await f.blog(conn)
+    actor = await f.actor(conn, "someone")
+    await conn.executemany(
+        "INSERT INTO entries (blog_id, published_at, headline) VALUES ($1, $2, $3)",
+        [(blog if i % 3 else other, f.at(i // 2), f"entry {i}") for i in range(1234)],
+    )
+    some = await conn.fetch("SELECT id, published_at FROM entries WHERE blog_id = $1 ORDER BY id LIMIT 7", blog)
+    await conn.executemany(
+        "INSERT INTO entry_actors (entry_id, actor_id, published_at) VALUES ($1, $2, $3)",
+        [(r["id"], actor, r["published_at"]) for r in some],
+    )
+    chunks = [c async for c in export.iter_entries(conn, EntryFilter(blog=(blog,)), chunk=100)]
+    assert max(len(c) for c in chunks) == 100
+    got = [e for c in chunks for e in c]
+    expected = await conn.fetch("SELECT id FROM entries WHERE blog_id = $1 ORDER BY published_at DESC, id DESC", blog)
+    assert [e.id for e in got] == [r["id"] for r in expected]
+    assert len(got) == 822
+
+    oldest_first = [
+        e async for c in export.iter_entries(conn, EntryFilter(actor=("someone",)), "published_at") for e in c
+    ]
+    assert [e.id for e in oldest_first] == sorted(r["id"] for r in some)
+    assert all(e.actors[0].actor.slug == "someone" for e in oldest_first)
+
+
+async def test_export_of_an_unknown_reference_is_not_found(conn: asyncpg.Connection) -> None:
+    with pytest.raises(NotFound) as caught:
+        async for _ in export.iter_entries(conn, EntryFilter(actor=("nobody",))):
+            pass
+    assert caught.value.field == "actor"
