@@ -8,6 +8,7 @@ records every write by trigger (0030_changes.sql); nothing here has to remember 
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
@@ -19,6 +20,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from db import rows
 from db.errors import InvalidInput, NotFound, from_postgres
+from db.ingest.store import ImportResult, import_text
 from db.ingest.types import Links
 from db.sql import query
 
@@ -590,3 +592,25 @@ async def get_source(conn: asyncpg.Connection, source_id: int) -> rows.Source:
     if row is None:
         raise NotFound(f"no source {source_id}", field="id")
     return rows.from_record(rows.Source, row)
+
+
+async def load_linker(conn: asyncpg.Connection) -> LinkText:
+    """The importer's linker over the current catalog (db.ingest.linker), or no links until it exists."""
+    try:
+        module: Any = importlib.import_module("db.ingest.linker")
+    except ModuleNotFoundError:
+        return lambda _headline, _paragraphs: Links()
+    linker = await module.Linker.load(conn)
+    link: LinkText = linker.link
+    return link
+
+
+async def import_page_text(conn: asyncpg.Connection, raw: bytes) -> ImportResult:
+    """Import a live-blog page given as UTF-8 text, linking its entries as `sitrep import` does."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("body: the page must be UTF-8 text", field="body") from None
+    if not text.strip():
+        raise InvalidInput("body: the page is empty", field="body")
+    return await import_text(conn, text, await load_linker(conn))

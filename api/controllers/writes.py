@@ -1,0 +1,192 @@
+"""Writes, `write` scope: blogs, entries, actors, locations, sources, and page imports.
+
+Each handler reads the raw body (so a retry with an Idempotency-Key is recognised by its
+bytes), decodes it into the db.writes Struct, and runs the write and the key's record in
+one transaction (db.idempotency.once). Answers are the resource as the read API shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, delete, patch, post
+from litestar.params import FromPath
+from litestar.response import Response
+
+from api.auth import caller_of, require_scope
+from db import idempotency, writes
+from db.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+
+Work = Callable[[asyncpg.Connection, bytes], Awaitable[idempotency.Answer]]
+
+# domain error -> (status, title); the writes' one table
+_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    InvalidInput: (422, "Unprocessable Content"),
+    NotFound: (404, "Not Found"),
+    Conflict: (409, "Conflict"),
+    Unavailable: (503, "Service Unavailable"),
+}
+
+
+def problem_response(exc: DomainError, status: int | None = None) -> Response[bytes]:
+    """`status` overrides the table (a bad query parameter is a 400, a bad body field a 422)."""
+    default, title = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (400, "Bad Request"))
+    if status is not None and status != default:
+        title = "Bad Request" if status == 400 else title
+    status = status or default
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": exc.detail}
+    if exc.field and status in (400, 409, 422):
+        reason = exc.detail.removeprefix(f"{exc.field}: ")
+        body["errors"] = [{"name": exc.field, "reason": reason}]
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return problem_response(exc)
+
+
+def _unavailable_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    return problem_response(Unavailable(f"the database is unavailable ({type(exc).__name__}); retry shortly"))
+
+
+def _json(value: Any, status: int = 200, location: str | None = None) -> idempotency.Answer:
+    return idempotency.Answer(status=status, body=msgspec.json.encode(value), location=location)
+
+
+async def _write(request: Request[Any, Any, Any], work: Work) -> Response[Any]:
+    raw = await request.body()
+    caller = caller_of(request)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise InvalidInput("Idempotency-Key: 1 to 255 characters", field="Idempotency-Key")
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as proxy:
+        answer = await idempotency.once(
+            cast(asyncpg.Connection, proxy),
+            caller=caller.key_id or f"anonymous:{caller.client}",
+            key=key,
+            hashed=idempotency.request_hash(request.method, request.url.path, raw),
+            work=lambda c: work(c, raw),
+        )
+    headers = {"Location": answer.location} if answer.location else {}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    if answer.status == 204:
+        return Response(None, status_code=204, headers=headers)
+    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)
+
+
+def _ref(value: str) -> writes.Ref:
+    return int(value) if value.isdigit() else value
+
+
+class WritesController(Controller):
+    path = "/v1"
+    tags = ["writes"]
+    guards = [require_scope("write")]
+    exception_handlers = {
+        DomainError: _domain_handler,
+        OSError: _unavailable_handler,
+        asyncpg.InterfaceError: _unavailable_handler,
+        asyncpg.CannotConnectNowError: _unavailable_handler,
+        TimeoutError: _unavailable_handler,
+    }
+
+    @post("/blogs", operation_id="createBlog", summary="Create a blog", status_code=201)
+    async def create_blog(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            blog_id = await writes.create_blog(conn, writes.decode_body(raw, writes.BlogCreate))
+            return _json(await writes.get_blog(conn, blog_id), 201, f"/v1/blogs/{blog_id}")
+
+        return await _write(request, work)
+
+    @post("/entries", operation_id="createEntry", summary="Publish an entry", status_code=201)
+    async def create_entry(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            entry_id = await writes.create_entry(conn, writes.decode_body(raw, writes.EntryCreate), writes.load_linker)
+            return _json(await writes.get_entry(conn, entry_id), 201, f"/v1/entries/{entry_id}")
+
+        return await _write(request, work)
+
+    @patch("/entries/{entry_id:int}", operation_id="updateEntry", summary="Change an entry's given fields")
+    async def update_entry(self, request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            await writes.update_entry(conn, entry_id, writes.decode_body(raw, writes.EntryPatch))
+            return _json(await writes.get_entry(conn, entry_id))
+
+        return await _write(request, work)
+
+    @delete("/entries/{entry_id:int}", operation_id="deleteEntry", summary="Delete an entry", status_code=204)
+    async def delete_entry(self, request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Response[None]:
+        async def work(conn: asyncpg.Connection, _: bytes) -> idempotency.Answer:
+            await writes.delete_entry(conn, entry_id)
+            return idempotency.Answer(status=204, body=b"")
+
+        return cast(Response[None], await _write(request, work))
+
+    @post("/actors", operation_id="createActor", summary="Create an actor", status_code=201)
+    async def create_actor(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            actor_id = await writes.create_actor(conn, writes.decode_body(raw, writes.ActorCreate))
+            return _json(await writes.get_actor(conn, actor_id), 201, f"/v1/actors/{actor_id}")
+
+        return await _write(request, work)
+
+    @patch("/actors/{ref:str}", operation_id="updateActor", summary="Change an actor's given fields")
+    async def update_actor(self, request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            actor_id = await writes.update_actor(conn, _ref(ref), writes.decode_body(raw, writes.ActorPatch))
+            return _json(await writes.get_actor(conn, actor_id))
+
+        return await _write(request, work)
+
+    @post("/locations", operation_id="createLocation", summary="Create a location", status_code=201)
+    async def create_location(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            location_id = await writes.create_location(conn, writes.decode_body(raw, writes.LocationCreate))
+            return _json(await writes.get_location(conn, location_id), 201, f"/v1/locations/{location_id}")
+
+        return await _write(request, work)
+
+    @patch("/locations/{ref:str}", operation_id="updateLocation", summary="Change a location's given fields")
+    async def update_location(self, request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            location_id = await writes.update_location(conn, _ref(ref), writes.decode_body(raw, writes.LocationPatch))
+            return _json(await writes.get_location(conn, location_id))
+
+        return await _write(request, work)
+
+    @post("/sources", operation_id="createSource", summary="Create a source", status_code=201)
+    async def create_source(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            source_id = await writes.create_source(conn, writes.decode_body(raw, writes.SourceCreate))
+            return _json(await writes.get_source(conn, source_id), 201, f"/v1/sources/{source_id}")
+
+        return await _write(request, work)
+
+    @patch("/sources/{ref:str}", operation_id="updateSource", summary="Change a source's given fields")
+    async def update_source(self, request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            source_id = await writes.update_source(conn, _ref(ref), writes.decode_body(raw, writes.SourcePatch))
+            return _json(await writes.get_source(conn, source_id))
+
+        return await _write(request, work)
+
+    @post(
+        "/imports",
+        operation_id="importPage",
+        summary="Import a live-blog page (the body is the page as text), as `sitrep import` does",
+        status_code=201,
+    )
+    async def import_page(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+            result = await writes.import_page_text(conn, raw)
+            return _json(result, 201, f"/v1/blogs/{result.blog_id}")
+
+        return await _write(request, work)

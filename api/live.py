@@ -1,0 +1,266 @@
+"""The per-instance live hub: one LISTEN connection, fan-out to bounded subscriber queues.
+
+Each instance LISTENs on `sitrep_changes` over a dedicated connection. A notification only
+wakes the hub; what it delivers is read from the change log (`seq > last seen`), so a
+dropped connection loses nothing: the hub reconnects and catches up from the log. It also
+reads the log every `poll_interval` seconds in case a notification went astray.
+
+Subscribers (an SSE client, a GraphQL subscription) each get a bounded queue. Delivery
+never waits for a subscriber: one whose queue is full is cut off (`overflowed`), so a slow
+client cannot slow the others or grow memory without bound; it can reconnect and resume.
+Entry filters are checked in PostgreSQL (db.where.matches_sql), one query per distinct
+filter per batch. A delete cannot be matched once the entry is gone, so every entry
+subscriber gets the tombstone (the client drops ids it does not hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import asyncpg
+from litestar import Litestar
+
+from db import changes
+from db.changes import Change
+from db.filters import EntryFilter
+from db.pool import connect
+from db.where import matches_sql, resolve_entry_filter
+
+log = logging.getLogger("sitrep.live")
+
+_BATCH = 1000
+_EMPTY = EntryFilter()
+
+
+class Subscriber:
+    """One listener's queue of entry changes that match its filter (already resolved to ids)."""
+
+    def __init__(self, hub: Hub, filter: EntryFilter, maxsize: int) -> None:
+        self.hub = hub
+        self.filter = filter
+        self.queue: asyncio.Queue[Change | None] = asyncio.Queue(maxsize)
+        self.overflowed = False
+        self.closed = False
+
+    def offer(self, change: Change) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(change)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.close()
+
+    def close(self) -> None:
+        """Stop delivery; the consumer sees the end once it has drained what was queued."""
+        if self.closed:
+            return
+        self.closed = True
+        self.hub.unsubscribe(self)
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+        if self.overflowed:  # the queue was full: make room for the end marker
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+
+    async def changes(self) -> AsyncIterator[Change]:
+        while True:
+            change = await self.queue.get()
+            if change is None:
+                return
+            yield change
+
+
+class Hub:
+    def __init__(self, dsn: str, pool: asyncpg.Pool, *, queue_size: int = 1000, poll_interval: float = 5.0) -> None:
+        self.dsn = dsn
+        self.pool = pool
+        self.queue_size = queue_size
+        self.poll_interval = poll_interval
+        self.last_seq = 0  # every change up to here has been dispatched
+        self.listening = False
+        self._subscribers: set[Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self.pool.acquire() as conn:
+            self.last_seq = await changes.last_seq(conn)  # type: ignore[arg-type]
+        self._task = asyncio.create_task(self._run(), name="sitrep-live-hub")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), 5)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for sub in list(self._subscribers):
+            sub.close()
+
+    # ---- subscribers ---------------------------------------------------------------------------
+
+    async def resolve(self, conn: asyncpg.Connection, filter: EntryFilter) -> EntryFilter:
+        """The filter with references as ids (an unknown one is NotFound naming the field)."""
+        return filter if filter == _EMPTY else await resolve_entry_filter(conn, filter)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await connect(self.dsn, timeout=5)
+                await conn.add_listener(changes.CHANNEL, self._notified)
+                self.listening = True
+                self._started.set()
+                backoff = 0.1
+                await self._catch_up(conn)  # whatever committed while we were not listening
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    self._wake.clear()
+                    await self._catch_up(conn)  # also checks that the connection lives
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("live hub lost its database connection (%s); reconnecting", exc)
+            finally:
+                self.listening = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _catch_up(self, conn: asyncpg.Connection) -> None:
+        while True:
+            batch = await changes.list_changes(conn, after=self.last_seq, limit=_BATCH)
+            if not batch:
+                return
+            # no await between these two lines: a subscriber that joins now is either in the
+            # snapshot or sees last_seq past this batch (and replays it from the log)
+            self.last_seq = batch[-1].seq
+            subscribers = list(self._subscribers)
+            try:
+                await self._dispatch(conn, batch, subscribers)
+            except BaseException:
+                for sub in subscribers:  # they may have missed some of this batch: make them resume
+                    sub.close()
+                raise
+            if len(batch) < _BATCH:
+                return
+
+    def subscribe(self, resolved: EntryFilter) -> tuple[Subscriber, int]:
+        """A new subscriber, and the seq up to which it must replay from the log itself."""
+        sub = Subscriber(self, resolved, self.queue_size)
+        self._subscribers.add(sub)
+        return sub, self.last_seq
+
+    async def _dispatch(self, conn: asyncpg.Connection, batch: list[Change], subscribers: list[Subscriber]) -> None:
+        entries = [c for c in batch if c.entity == "entry"]
+        if not entries or not subscribers:
+            return
+        live_ids = [c.id for c in entries if c.op != "delete"]
+        by_filter: dict[EntryFilter, list[Subscriber]] = defaultdict(list)
+        for sub in subscribers:
+            by_filter[sub.filter].append(sub)
+        for filter, subs in by_filter.items():
+            matching = await matching_ids(conn, filter, live_ids)
+            for change in entries:
+                if change.op == "delete" or change.id in matching:
+                    for sub in subs:
+                        sub.offer(change)
+
+
+async def matching_ids(conn: asyncpg.Connection, resolved: EntryFilter, ids: list[int]) -> set[int]:
+    """Which of these entries match a filter whose references are already ids."""
+    if not ids:
+        return set()
+    if resolved == _EMPTY:
+        return set(ids)
+    sql, values = matches_sql(resolved)
+    return {r["id"] for r in await conn.fetch(sql, ids, *values)}
+
+
+async def replay(pool: asyncpg.Pool, resolved: EntryFilter, after: int, upto: int) -> AsyncIterator[Change]:
+    """Entry changes with after < seq <= upto that match (deletes always), read from the log
+    a batch at a time (the connection goes back to the pool while the client reads)."""
+    while after < upto:
+        async with pool.acquire() as proxy:
+            conn: asyncpg.Connection = proxy  # type: ignore[assignment]
+            page = await changes.list_entry_changes(conn, after=after, limit=_BATCH)
+            batch = [c for c in page if c.seq <= upto]
+            matching = await matching_ids(conn, resolved, [c.id for c in batch if c.op != "delete"])
+        if not batch:
+            return
+        for change in batch:
+            if change.op == "delete" or change.id in matching:
+                yield change
+        after = batch[-1].seq
+
+
+async def follow(hub: Hub, resolved: EntryFilter, after: int | None, idle: float) -> AsyncIterator[Change | None]:
+    """Matching entry changes: those after `after` from the log (when given), then live, each
+    once and in seq order; None after `idle` seconds without one (time for a heartbeat). Ends
+    when the subscriber is cut off (overflow, shutdown): the client resumes from its last seq."""
+    sub, upto = hub.subscribe(resolved)
+    try:
+        last = upto
+        if after is not None and after < upto:
+            async for change in replay(hub.pool, resolved, after, upto):
+                yield change
+        while True:
+            try:
+                item = await asyncio.wait_for(sub.queue.get(), idle)
+            except TimeoutError:
+                yield None
+                continue
+            if item is None:
+                return
+            if item.seq <= last:
+                continue
+            last = item.seq
+            yield item
+    finally:
+        sub.close()
+
+
+def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Start this instance's hub once the pool exists (app.state.live), stop it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        hub = Hub(dsn, app.state.pool, queue_size=int(os.environ.get("SITREP_LIVE_QUEUE", "1000")))
+        await hub.start()
+        app.state.live = hub
+        app.state.live_heartbeat = float(os.environ.get("SITREP_HEARTBEAT_SECONDS", "15"))
+        try:
+            yield
+        finally:
+            await hub.aclose()
+
+    return lifespan
