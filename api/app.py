@@ -12,9 +12,13 @@ from litestar.response import Response
 
 from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespan
 from api.caching import HttpCachingMiddleware
+from api.controllers.changes import list_changes
 from api.controllers.keys import KeysController
+from api.controllers.stream import stream_entries
 from api.controllers.usage import usage
+from api.controllers.writes import WritesController
 from api.docs import DocsPlugin, openapi_config
+from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
 from db.pool import create_pool
@@ -58,8 +62,17 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             await app.state.pool.close()
 
     app = Litestar(
-        route_handlers=[health, ready, KeysController, usage, *graphql_routes()],
-        lifespan=[lifespan, auth_lifespan(settings, dsn)],
+        route_handlers=[
+            health,
+            ready,
+            KeysController,
+            usage,
+            WritesController,
+            list_changes,
+            stream_entries,
+            *graphql_routes(),
+        ],
+        lifespan=[lifespan, auth_lifespan(settings, dsn), live_lifespan(dsn)],
         exception_handlers={AuthError: auth_error_handler},
         state=State({"settings": settings}),
         openapi_config=openapi_config(),
