@@ -36,7 +36,7 @@ MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 COST_BUDGET = 25_000  # rows: 100 entries x 100 nested entries is over it
-LIST_SIZE = 10  # a non-paginated list (an entry's actors, a location's children) counts as this many rows
+LIST_SIZE = 10  # a non-paginated list of objects (an entry's actors, a location's children) counts as this many rows
 
 
 def _coded_rule(rule: type[ValidationRule], code: str) -> type[ValidationRule]:
@@ -110,7 +110,11 @@ class Estimate:
         elif "ids" in args:
             rows *= len(args["ids"] or ())
             self.cost += rows
-        elif _is_list(field_def.type):
+        elif (
+            _is_list(field_def.type)
+            and isinstance(named, GraphQLObjectType | GraphQLInterfaceType)
+            and not parent.name.endswith("Connection")  # its edges and nodes are the rows counted above
+        ):
             rows *= LIST_SIZE
             self.cost += rows
         self.selection(named, node.selection_set, rows)

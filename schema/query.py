@@ -13,8 +13,8 @@ from strawberry.types import Info
 
 from db import entries, graph, where
 from db.errors import NotFound
-from db.filters import EntryFilter
-from db.page import Key
+from db.filters import EntryFilter, EntrySort
+from db.page import Key, Paged
 from schema import catalog
 from schema.context import GraphContext
 from schema.errors import BadInput
@@ -53,63 +53,83 @@ def cursor_fn(ctx: GraphContext, sort: str, f: Any) -> Callable[[Key], str]:
     return lambda key: ctx.cursors.encode(key, sort=sort, filter=f)
 
 
-async def entry_connection(
-    ctx: GraphContext,
-    f: EntryFilter,
-    order: EntryOrder,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> Connection[Entry]:
-    sort = order.value
-    page = page_of(
-        ctx.cursors, sort=sort, filter=f, value_type=datetime, first=first, after=after, last=last, before=before
-    )
-    found = await ctx.db.run(entries.list_entries, f, sort, page)
+class PageArgs:
+    """first/after/last/before and orderBy of an entry connection, decoded once."""
 
-    async def count() -> int:
-        async def run(conn: asyncpg.Connection) -> int:
-            resolved = await where.resolve_entry_filter(conn, f)
-            sql, values = where.count_entries_sql(resolved)
-            return int(await conn.fetchval(sql, *values))
+    def __init__(self, ctx: GraphContext, f: EntryFilter, order: EntryOrder, args: dict[str, Any]) -> None:
+        self.sort: EntrySort = order.value
+        self.page = page_of(
+            ctx.cursors,
+            sort=self.sort,
+            filter=f,
+            value_type=datetime,
+            first=args.get("first"),
+            after=args.get("after"),
+            last=args.get("last"),
+            before=args.get("before"),
+        )
+        self.cursor = cursor_fn(ctx, self.sort, f)
+        self.key = (self.sort, self.page)
 
-        return await ctx.db.run(run)
 
-    return connection(found, Entry.from_row, cursor_fn(ctx, sort, f), count)
+def page_args(ctx: GraphContext, f: EntryFilter, args: dict[str, Any]) -> PageArgs:
+    return PageArgs(ctx, f, args.get("orderBy", EntryOrder.PUBLISHED_AT_DESC), args)
+
+
+async def count_entries(ctx: GraphContext, f: EntryFilter) -> int:
+    async def run(conn: asyncpg.Connection) -> int:
+        resolved = await where.resolve_entry_filter(conn, f)
+        sql, values = where.count_entries_sql(resolved)
+        return int(await conn.fetchval(sql, *values))
+
+    return await ctx.db.run(run)
+
+
+async def nested_pages(
+    ctx: GraphContext, parent: graph.Parent, ids: Sequence[int], f: EntryFilter, pa: PageArgs
+) -> list[Paged[Any]]:
+    """Each parent's page of entries, in the order of `ids`: one statement."""
+    got = await ctx.db.run(_pages, parent, ids, f, pa)
+    return [got[i] for i in ids]
+
+
+async def _pages(
+    conn: asyncpg.Connection, parent: graph.Parent, ids: Sequence[int], f: EntryFilter, pa: PageArgs
+) -> dict[int, Paged[Any]]:
+    resolved = await where.resolve_entry_filter(conn, f)
+    return await graph.entries_of(conn, parent, ids, resolved, pa.sort, pa.page)
+
+
+async def _counts(conn: asyncpg.Connection, parent: graph.Parent, ids: Sequence[int], f: EntryFilter) -> dict[int, int]:
+    resolved = await where.resolve_entry_filter(conn, f)
+    return await graph.count_entries_of(conn, parent, ids, resolved)
+
+
+async def nested_counts(ctx: GraphContext, parent: graph.Parent, ids: Sequence[int], f: EntryFilter) -> dict[int, int]:
+    return await ctx.db.run(_counts, parent, ids, f)
+
+
+async def entry_connection(ctx: GraphContext, f: EntryFilter, args: dict[str, Any]) -> Connection[Entry]:
+    pa = page_args(ctx, f, args)
+    found = await ctx.db.run(entries.list_entries, f, pa.sort, pa.page)
+    return connection(found, Entry.from_row, pa.cursor, partial(count_entries, ctx, f))
 
 
 async def nested_entries(
-    ctx: GraphContext,
-    parent: graph.Parent,
-    parent_id: int,
-    given: EntryFilterInput | None,
-    order: EntryOrder,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
+    ctx: GraphContext, parent: graph.Parent, parent_id: int, f: EntryFilter, args: dict[str, Any]
 ) -> Connection[Entry]:
     """A parent's entries; the parents of one level share one statement (a loader keyed by arguments)."""
-    f = entry_filter(given)
-    sort = order.value
-    page = page_of(
-        ctx.cursors, sort=sort, filter=f, value_type=datetime, first=first, after=after, last=last, before=before
-    )
-    args = (parent, f, sort, page)
+    pa = page_args(ctx, f, args)
 
     async def load_pages(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, Any]:
-        resolved = await where.resolve_entry_filter(conn, f)
-        return await graph.entries_of(conn, parent, ids, resolved, sort, page)
+        return await _pages(conn, parent, ids, f, pa)
 
     async def load_counts(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, int]:
-        resolved = await where.resolve_entry_filter(conn, f)
-        return await graph.count_entries_of(conn, parent, ids, resolved)
+        return await _counts(conn, parent, ids, f)
 
-    found = await ctx.loader(("entries_of", args), load_pages, None).load(parent_id)
+    found = await ctx.loader(("entries_of", parent, f, pa.key), load_pages, None).load(parent_id)
     count = partial(ctx.loader(("count_entries_of", parent, f), load_counts, 0).load, parent_id)
-    return connection(found, Entry.from_row, cursor_fn(ctx, sort, f), count)
+    return connection(found, Entry.from_row, pa.cursor, count)
 
 
 def _lookup_ref(type_name: str, id: strawberry.ID | None, slug: str | None) -> int | str:
@@ -169,7 +189,8 @@ class Query:
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Entry]:
-        return await entry_connection(_ctx(info), entry_filter(filter), order_by, first, after, last, before)
+        args = {"orderBy": order_by, "first": first, "after": after, "last": last, "before": before}
+        return await entry_connection(_ctx(info), entry_filter(filter), args)
 
     @strawberry.field(description="One entry by global id or database id.")
     async def entry(self, info: Info, id: strawberry.ID) -> Entry | None:

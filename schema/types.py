@@ -180,10 +180,10 @@ async def _nested_entries(
     before: str | None,
 ) -> Connection[Entry]:
     from schema import query
+    from schema.inputs import entry_filter
 
-    return await query.nested_entries(
-        _ctx(info), parent, parent_id, filter, order_by, first=first, after=after, last=last, before=before
-    )
+    args = {"orderBy": order_by, "first": first, "after": after, "last": last, "before": before}
+    return await query.nested_entries(_ctx(info), parent, parent_id, entry_filter(filter), args)
 
 
 @strawberry.type

@@ -1,0 +1,75 @@
+"""The fast path answers exactly what Strawberry's executor answers, over a corpus of queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from tests.schema.conftest import Runner, World
+
+ENTRY_FIELDS = """
+  id databaseId __typename headline body kind publishedAt updatedAt createdAt
+  blog { id slug title status entryCount heroImage { url } authors summary standfirst sourceUrl }
+  actors { role actor { id slug name kind aliases country description entryCount __typename } }
+  locations { id slug name kind latitude longitude country parent { slug } ancestors { slug } children { slug } }
+  sources { id slug name kind url entryCount }
+  media { position kind url caption credit altText embed { author handle date text url } }
+"""
+
+CORPUS: list[tuple[str, dict[str, Any] | None]] = [
+    ("{ entries { totalCount nodes { " + ENTRY_FIELDS + " } } }", None),
+    (
+        "{ entries(first: 100) { nodes { headline actors { role actor { slug } } locations { slug } sources { slug } } } }",
+        None,
+    ),
+    (
+        "{ __typename latest: entries(first: 2) { edges { cursor node { databaseId } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } oldest: entries(first: 2, orderBy: PUBLISHED_AT_ASC) { nodes { headline } } }",
+        None,
+    ),
+    (
+        "query Q($n: Int, $f: EntryFilter, $withBlog: Boolean!) { entries(first: $n, filter: $f) { nodes { ...E blog @include(if: $withBlog) { slug } } } } fragment E on Entry { headline kind alias: databaseId ... on Node { id } }",
+        {"n": 5, "f": {"kind": ["VIDEO"]}, "withBlog": False},
+    ),
+    (
+        "query($f: EntryFilter) { entries(filter: $f, first: 10) { totalCount nodes { headline } } }",
+        {"f": {"or": [{"actor": ["peskov"]}, {"location": ["crimea"]}], "not": {"kind": ["VIDEO"]}}},
+    ),
+    (
+        '{ entries(filter: {search: "drone", publishedAfter: "2023-09-13T10:00:00Z"}, last: 3) { nodes { headline publishedAt } pageInfo { hasNextPage hasPreviousPage } } }',
+        None,
+    ),
+    (
+        "{ entries(first: 2) { nodes { actors { actor { slug entries(first: 2) { totalCount nodes { headline actors { actor { slug } } } } } } } } }",
+        None,
+    ),
+    (
+        "{ entries(first: 3) { nodes { locations { slug entries(first: 3, filter: {kind: [POST]}) { edges { cursor node { headline } } pageInfo { hasNextPage endCursor } } } } } }",
+        None,
+    ),
+    ("{ entries(first: 3) { nodes { blog { entries(last: 2) { nodes { headline } } } } } }", None),
+    ("{ entries(first: 3) { nodes { headline @skip(if: true) kind databaseId } } }", None),
+    # errors: both paths must agree (the fast one defers to the plain one)
+    ('{ entries(filter: {actor: ["nobody"]}) { nodes { headline } } }', None),
+    ('{ entries(after: "forged") { nodes { headline } } }', None),
+    ("{ entries(filter: {bbox: {minLon: 0, minLat: 50, maxLon: 10, maxLat: 40}}) { nodes { headline } } }", None),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), CORPUS)
+async def test_fast_and_plain_answer_the_same(
+    gql: Runner, world: World, query: str, variables: dict[str, Any] | None
+) -> None:
+    fast = await gql.outcome(query, variables)
+    plain = await gql.outcome(query, variables, fast=False)
+    assert plain.path == "plain"
+    assert msgspec.json.encode(fast.body) == msgspec.json.encode(plain.body)
+    if "errors" not in plain.body:
+        assert fast.path == "fast", "the corpus's data queries should all run on the fast path"
+
+
+async def test_fast_path_falls_back_for_what_it_does_not_know(gql: Runner, world: World) -> None:
+    outcome = await gql.outcome("{ __schema { queryType { name } } }")
+    assert outcome.path == "plain"
+    assert outcome.body == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
