@@ -155,7 +155,7 @@ class Limiter:
         if self._redis is None:
             return
         try:
-            await self._heartbeat_once()
+            await self.announce()
         except (RedisError, OSError) as exc:
             self._degrade(exc)
         self._spawn(self._heartbeat())
@@ -217,7 +217,7 @@ class Limiter:
             log.warning("rate limiter: Redis is back; shared limits restored")
             return
 
-    async def _heartbeat_once(self) -> None:
+    async def announce(self) -> None:
         """Announce this instance and count the live ones: the share each takes if Redis goes away."""
         assert self._redis is not None
         key = self.prefix + "instances"
@@ -236,7 +236,7 @@ class Limiter:
             if self.mode != "redis":
                 continue
             try:
-                await self._heartbeat_once()
+                await self.announce()
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
 

@@ -31,8 +31,8 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 12
 _SECRET_LENGTH = 40
-_TOKEN = re.compile(r"^sk_([a-z0-9]{12})_([A-Za-z0-9]{40})$")
-_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+_TOKEN = re.compile(r"sk_([a-z0-9]{12})_([A-Za-z0-9]{40})")
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -101,7 +101,7 @@ def format_token(key_id: str, secret: str) -> str:
 
 def parse_token(token: str) -> tuple[str, str] | None:
     """(id, secret) of a well-formed token, else None."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     return (match.group(1), match.group(2)) if match else None
 
 
@@ -138,7 +138,7 @@ def normalise_origin(origin: str) -> str:
     parts = urlsplit(value)
     if parts.path in {"", "/"} and not parts.query and not parts.fragment:
         value = f"{parts.scheme}://{parts.netloc}".lower()
-    if not _ORIGIN.match(value):
+    if not _ORIGIN.fullmatch(value):
         raise InvalidInput(f"not an origin (scheme://host[:port]): {origin!r}", field="origins")
     return value
 

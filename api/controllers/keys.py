@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from litestar import Controller, Request, delete, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from api.auth import require_scope
 from db import keys as keydb
@@ -88,7 +88,7 @@ class KeysController(Controller):
             return KeyList(data=[key_out(row) for row in await keydb.list_keys(conn)])
 
     @post("/", operation_id="createKey", summary="Create a key; the answer's `key` is shown this once")
-    async def create_key(self, request: Request[Any, Any, Any], data: KeyIn) -> NewKeyOut:
+    async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[KeyIn]) -> NewKeyOut:
         async with _pool(request).acquire() as conn:
             row, token = await keydb.create_key(
                 conn,

@@ -1,0 +1,333 @@
+"""API keys over HTTP: every bad credential is a 401 problem, scopes, admin routes, CORS, usage."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.auth import Forbidden, Unauthenticated, authenticate_token
+from api.settings import Settings
+from db import keys as keydb
+
+PEPPER = "auth-test-pepper"
+APP_ORIGIN = "https://app.example.org"
+GLOBAL_ORIGIN = "https://global.example.org"
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "secret": PEPPER,
+        "anonymous_rate": 1000,
+        "cors_origins": (GLOBAL_ORIGIN,),
+        "redis_url": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with AsyncTestClient(create_app(settings(), db_dsn)) as client:
+        yield client
+
+
+async def make_key(conn: asyncpg.Connection, *scopes: str, rate: int = 1000, **kwargs: Any) -> str:
+    _, token = await keydb.create_key(
+        conn, PEPPER, name=f"k-{uuid.uuid4().hex[:6]}", scopes=scopes, rate=rate, **kwargs
+    )
+    return token
+
+
+def key_id_of(token: str) -> str:
+    parsed = keydb.parse_token(token)
+    assert parsed is not None
+    return parsed[0]
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+async def bad_credentials(conn: asyncpg.Connection) -> dict[str, dict[str, str]]:
+    good = await make_key(conn, "read")
+    key_id, secret = keydb.parse_token(good) or ("", "")
+    expired = await make_key(conn, "read")
+    await conn.execute("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", key_id_of(expired))
+    revoked = await make_key(conn, "read")
+    await keydb.revoke_key(conn, key_id_of(revoked))
+    wrong_secret = f"sk_{key_id}_{'x' * 40}"
+    return {
+        "empty bearer": {"Authorization": "Bearer "},
+        "bearer without token": {"Authorization": "Bearer"},
+        "empty x-api-key": {"X-API-Key": ""},
+        "basic scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "wrong prefix": {"X-API-Key": "pk" + good[2:]},
+        "truncated": {"X-API-Key": good[:-1]},
+        "bad id": {"X-API-Key": f"sk_zzzzzzzzzzzz_{secret}"},
+        "wrong secret": {"Authorization": f"Bearer {wrong_secret}"},
+        "expired": {"X-API-Key": expired},
+        "revoked": {"Authorization": f"Bearer {revoked}"},
+        "two different keys": {"Authorization": f"Bearer {good}", "X-API-Key": expired},
+    }
+
+
+async def test_every_bad_credential_is_a_401_problem_that_does_not_echo_the_key(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    for case, headers in (await bad_credentials(conn)).items():
+        for path in ("/v1/usage", "/v1/no-such-route"):
+            response = await client.get(path, headers=headers)
+            body = assert_problem(response, 401)
+            assert response.headers["www-authenticate"].startswith("Bearer"), case
+            for value in headers.values():
+                secretish = value.removeprefix("Bearer ").removeprefix("Basic ")
+                if len(secretish) > 12:
+                    assert secretish not in response.text, case
+                    assert secretish not in str(response.headers), case
+            assert body["detail"], case
+
+
+async def test_a_good_key_works_by_either_header_and_says_its_rate(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    token = await make_key(conn, "read", rate=50)
+    for headers in ({"Authorization": f"Bearer {token}"}, {"X-API-Key": token}, {"authorization": f"bearer {token}"}):
+        response = await client.get("/v1/usage", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.headers["ratelimit-limit"] == "50"
+        assert int(response.headers["ratelimit-remaining"]) < 50
+        assert int(response.headers["ratelimit-reset"]) >= 1
+        assert response.json()["key_id"] == key_id_of(token)
+
+
+async def test_anonymous_callers_read_at_the_anonymous_rate_and_cannot_write(client: AsyncTestClient[Any]) -> None:
+    response = await client.get("/v1/no-such-route")
+    assert response.status_code == 404
+    assert response.headers["ratelimit-limit"] == "1000"
+    assert "ratelimit-limit" not in (await client.get("/health")).headers
+    assert_problem(await client.get("/v1/usage"), 401)
+    for method in ("POST", "PATCH", "DELETE"):
+        response = await client.request(method, "/v1/keys", json={"name": "x"})
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"] == 'Bearer realm="sitrep"'
+    response = await client.post("/v1/entries", json={"headline": "x"})
+    assert_problem(response, 401)
+
+
+async def test_require_key_refuses_anonymous_reads_but_not_health_or_docs(
+    db_dsn: str, conn: asyncpg.Connection
+) -> None:
+    token = await make_key(conn, "read")
+    async with AsyncTestClient(create_app(settings(require_key=True), db_dsn)) as client:
+        assert_problem(await client.get("/v1/entries"), 401)
+        assert_problem(await client.post("/graphql", json={"query": "{ __typename }"}), 401)
+        assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 200
+
+
+async def test_scopes_a_read_key_cannot_administer_or_write(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    read = await make_key(conn, "read")
+    write = await make_key(conn, "read", "write")
+    for token in (read, write):
+        headers = {"X-API-Key": token}
+        assert_problem(await client.get("/v1/keys", headers=headers), 403)
+        assert_problem(await client.post("/v1/keys", json={"name": "x"}, headers=headers), 403)
+    response = await client.post("/v1/entries", json={}, headers={"X-API-Key": read})
+    assert response.status_code in {403, 404, 405}  # 403 once the write routes exist
+    assert response.status_code != 401
+
+
+async def test_admin_creates_lists_rotates_and_revokes_keys(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    admin = {"X-API-Key": await make_key(conn, "read", "admin")}
+    created = await client.post(
+        "/v1/keys",
+        json={"name": "partner", "scopes": ["read", "write"], "rate": 120, "origins": [APP_ORIGIN]},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    new = created.json()
+    assert new["scopes"] == ["read", "write"]
+    assert new["state"] == "active"
+    token = new["key"]
+    assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 200
+
+    listing = await client.get("/v1/keys", headers=admin)
+    assert listing.status_code == 200
+    assert new["id"] in {k["id"] for k in listing.json()["data"]}
+    assert token not in listing.text
+    assert token.rsplit("_", 1)[1] not in listing.text
+    assert "key" not in listing.json()["data"][0]
+    one = await client.get(f"/v1/keys/{new['id']}", headers=admin)
+    assert one.json()["rate"] == 120
+
+    rotated = await client.post(f"/v1/keys/{new['id']}/rotate", headers=admin)
+    assert rotated.status_code == 200
+    new_token = rotated.json()["key"]
+    assert new_token != token
+    assert rotated.json()["id"] == new["id"]
+    assert_problem(await client.get("/v1/usage", headers={"X-API-Key": token}), 401)
+    assert (await client.get("/v1/usage", headers={"X-API-Key": new_token})).status_code == 200
+
+    revoked = await client.delete(f"/v1/keys/{new['id']}", headers=admin)
+    assert revoked.status_code == 204
+    assert_problem(await client.get("/v1/usage", headers={"X-API-Key": new_token}), 401)
+    state = (await client.get(f"/v1/keys/{new['id']}", headers=admin)).json()["state"]
+    assert state == "revoked"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "scopes": ["root"]}, "scopes"),
+        ({"name": "x", "rate": 0}, "rate"),
+        ({"name": "", "scopes": ["read"]}, "name"),
+        ({"name": "x", "origins": ["not an origin"]}, "origins"),
+        ({"name": "x", "expires_at": "2001-01-01T00:00:00Z"}, "expires"),
+    ],
+)
+async def test_bad_key_settings_are_a_400_naming_the_field(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, body: dict[str, Any], field: str
+) -> None:
+    admin = {"X-API-Key": await make_key(conn, "admin")}
+    response = await client.post("/v1/keys", json=body, headers=admin)
+    assert response.status_code in {400, 422}, response.text
+    assert field in response.text
+    assert await conn.fetchval("SELECT count(*) FROM api_keys") == 1
+
+
+async def test_unknown_key_ids_are_404_problems(client: AsyncTestClient[Any], conn: asyncpg.Connection) -> None:
+    admin = {"X-API-Key": await make_key(conn, "admin")}
+    assert_problem(await client.delete("/v1/keys/zzzzzzzzzzzz", headers=admin), 404)
+    assert_problem(await client.post("/v1/keys/zzzzzzzzzzzz/rotate", headers=admin), 404)
+
+
+async def test_cors_global_origins_and_a_browser_keys_own_origin(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    browser = await make_key(conn, "read", origins=[APP_ORIGIN])
+    server = await make_key(conn, "read")
+    preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-api-key"}
+
+    for origin in (APP_ORIGIN, GLOBAL_ORIGIN):
+        response = await client.options("/v1/usage", headers={"Origin": origin, **preflight})
+        assert response.status_code == 204
+        assert response.headers["access-control-allow-origin"] == origin
+        assert "x-api-key" in response.headers["access-control-allow-headers"].lower()
+    response = await client.options("/v1/usage", headers={"Origin": "https://evil.example", **preflight})
+    assert response.status_code == 403
+    assert "access-control-allow-origin" not in response.headers
+
+    ok = await client.get("/v1/usage", headers={"Origin": APP_ORIGIN, "X-API-Key": browser})
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert "ratelimit-remaining" in ok.headers["access-control-expose-headers"].lower()
+    elsewhere = await client.get("/v1/usage", headers={"Origin": "https://evil.example", "X-API-Key": browser})
+    assert_problem(elsewhere, 403)
+    assert "access-control-allow-origin" not in elsewhere.headers
+    # from the globally allowed origin a browser key is still only good on its own origin
+    assert_problem(await client.get("/v1/usage", headers={"Origin": GLOBAL_ORIGIN, "X-API-Key": browser}), 403)
+    # a server key has no origin list: a browser on a global origin may use it, others get no CORS header
+    anywhere = await client.get("/v1/usage", headers={"Origin": GLOBAL_ORIGIN, "X-API-Key": server})
+    assert anywhere.headers["access-control-allow-origin"] == GLOBAL_ORIGIN
+    other = await client.get("/v1/usage", headers={"Origin": "https://evil.example", "X-API-Key": server})
+    assert other.status_code == 200
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_preflight_for_a_new_browser_key_is_allowed_once_it_exists(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    preflight = {"Origin": "https://late.example", "Access-Control-Request-Method": "GET"}
+    assert (await client.options("/v1/usage", headers=preflight)).status_code == 403
+    await make_key(conn, "read", origins=["https://late.example"])
+    for _ in range(40):
+        if (await client.options("/v1/usage", headers=preflight)).status_code == 204:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the new key's origin was not allowed within 2 s")
+
+
+async def test_usage_counts_this_days_requests(client: AsyncTestClient[Any], conn: asyncpg.Connection) -> None:
+    token = await make_key(conn, "read", rate=100)
+    for _ in range(4):
+        await client.get("/v1/no-such-route", headers={"X-API-Key": token})
+    response = await client.get("/v1/usage", headers={"X-API-Key": token})
+    body = response.json()
+    assert body["rate"]["limit"] == 100
+    assert body["rate"]["remaining"] == 95
+    assert body["days"][0]["date"] == datetime.now(UTC).date().isoformat()
+    assert body["days"][0]["requests"] == 5
+    assert_problem(await client.get("/v1/usage", params={"days": 0}, headers={"X-API-Key": token}), 400)
+
+
+async def test_last_used_is_recorded(client: AsyncTestClient[Any], conn: asyncpg.Connection) -> None:
+    import asyncio
+
+    token = await make_key(conn, "read")
+    key_id = key_id_of(token)
+    await client.get("/v1/usage", headers={"X-API-Key": token})
+    for _ in range(40):
+        if await conn.fetchval("SELECT last_used_at FROM api_keys WHERE id = $1", key_id) is not None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("last_used_at was not written")
+
+
+async def test_websocket_tokens_authenticate_like_headers(db_dsn: str, conn: asyncpg.Connection) -> None:
+    from types import SimpleNamespace
+
+    from api.auth import AuthServices
+    from db.pool import create_pool
+
+    pool = await create_pool(db_dsn, min_size=1, max_size=2)
+    services = AuthServices(settings(), pool, db_dsn)
+    await services.start()
+    try:
+        state = SimpleNamespace(auth=services)
+        token = await make_key(conn, "read", "write", rate=33, origins=[APP_ORIGIN])
+        caller = await authenticate_token(state, token, "10.0.0.1", origin=APP_ORIGIN)
+        assert (caller.key_id, caller.rate, caller.client) == (key_id_of(token), 33, "10.0.0.1")
+        assert caller.scopes == {"read", "write"}
+        for bad in ("", "nonsense", token[:-1] + ("a" if token[-1] != "a" else "b")):
+            with pytest.raises(Unauthenticated):
+                await authenticate_token(state, bad)
+        with pytest.raises(Forbidden):
+            await authenticate_token(state, token, origin="https://evil.example")
+    finally:
+        await services.aclose()
+        await pool.close()
+
+
+async def test_expiry_is_checked_on_each_request_not_only_when_cached(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    soon = datetime.now(UTC) + timedelta(seconds=1.5)
+    _, token = await keydb.create_key(conn, PEPPER, name="brief", scopes=["read"], rate=100, expires_at=soon)
+    assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 200
+    await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
+    assert_problem(await client.get("/v1/usage", headers={"X-API-Key": token}), 401)

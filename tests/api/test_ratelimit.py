@@ -1,0 +1,249 @@
+"""Rate limits: exact counts in shared Redis buckets, the in-process limiter, and Redis going away."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.auth import Caller
+from api.ratelimit import DEGRADED, REDIS_ERRORS, Limiter, charge
+from api.settings import Settings
+from db import keys as keydb
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+PEPPER = "ratelimit-test-pepper"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A throwaway redis-server on a free port, which a test can stop and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is needed for this test"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"sitrep-test-{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+async def limiter(prefix: str) -> AsyncIterator[Limiter]:
+    limiter = Limiter(REDIS_URL, prefix)
+    await limiter.start()
+    try:
+        yield limiter
+    finally:
+        await limiter.aclose()
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def mode_becomes(limiter: Limiter, mode: str, within: float) -> bool:
+    for _ in range(int(within / 0.05)):
+        if limiter.mode == mode:
+            return True
+        await asyncio.sleep(0.05)
+    return limiter.mode == mode
+
+
+def key_caller(rate: int, key_id: str = "testkey00001") -> Caller:
+    return Caller(key_id=key_id, name="t", scopes=frozenset({"read"}), rate=rate, client="127.0.0.1")
+
+
+async def test_a_key_gets_exactly_its_rate_then_a_retry_after(limiter: Limiter) -> None:
+    assert limiter.mode == "redis"
+    caller = key_caller(10)
+    decisions = [await charge(limiter, caller, 1) for _ in range(12)]
+    assert [d.allowed for d in decisions] == [True] * 10 + [False] * 2
+    assert [d.remaining for d in decisions[:10]] == list(range(9, -1, -1))
+    refused = decisions[10]
+    assert refused.limit == 10
+    assert 1 <= refused.retry_after <= 6  # one request comes back every 6 s
+    assert 50 <= refused.reset_seconds <= 60
+    assert refused.headers()["Retry-After"] == str(refused.retry_after)
+
+
+async def test_instances_share_one_bucket_per_key_and_one_per_anonymous_address(prefix: str) -> None:
+    first, second = Limiter(REDIS_URL, prefix), Limiter(REDIS_URL, prefix)
+    await first.start()
+    await second.start()
+    try:
+        caller = key_caller(7)
+        results = [await charge(first if i % 2 else second, caller, 1) for i in range(10)]
+        assert sum(d.allowed for d in results) == 7
+        other_key = await charge(first, key_caller(7, "otherkey0001"), 1)
+        assert other_key.allowed
+        anon = [
+            Caller(key_id=None, name="anonymous", scopes=frozenset({"read"}), rate=2, client=f"10.0.0.{i}")
+            for i in (1, 2)
+        ]
+        assert [(await charge(second, anon[0], 1)).allowed for _ in range(3)] == [True, True, False]
+        assert (await charge(first, anon[1], 1)).allowed
+        assert first.peers == 1  # announced before the second one started
+        await first.announce()
+        assert first.peers == 2
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_costs_are_charged_and_a_cost_above_the_rate_takes_the_whole_minute(limiter: Limiter) -> None:
+    caller = key_caller(10, "costkey00001")
+    assert (await charge(limiter, caller, 4)).remaining == 6
+    assert not (await charge(limiter, caller, 7)).allowed
+    assert (await charge(limiter, caller, 6)).remaining == 0
+    big = key_caller(10, "bigkey000001")
+    assert (await charge(limiter, big, 500)).allowed
+    assert not (await charge(limiter, big, 1)).allowed
+
+
+async def test_buckets_refill_at_the_rate(limiter: Limiter) -> None:
+    caller = key_caller(60, "refill000001")  # one a second
+    assert all([(await charge(limiter, caller, 1)).allowed for _ in range(60)])
+    refused = await charge(limiter, caller, 1)
+    assert not refused.allowed
+    assert refused.retry_after == 1
+    await asyncio.sleep(1.05)
+    assert (await charge(limiter, caller, 1)).allowed
+    assert not (await charge(limiter, caller, 1)).allowed
+
+
+async def test_without_redis_the_in_process_limiter_counts_the_same() -> None:
+    limiter = Limiter(None)
+    await limiter.start()
+    assert limiter.mode == "local"
+    decisions = [await charge(limiter, key_caller(5), 1) for _ in range(7)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
+    assert decisions[-1].retry_after >= 1
+    await limiter.aclose()
+
+
+async def test_when_redis_goes_away_each_instance_limits_at_its_share_then_returns(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    first, second = Limiter(redis_server.url, prefix), Limiter(redis_server.url, prefix)
+    await first.start()
+    await second.start()
+    await first.announce()
+    try:
+        assert (first.peers, second.peers) == (2, 2)
+        caller = key_caller(10, "downkey00001")
+        assert (await charge(first, caller, 1)).remaining == 9
+
+        errors_before = REDIS_ERRORS._value.get()
+        redis_server.stop()
+        started = time.monotonic()
+        decisions = [await charge(first, caller, 1) for _ in range(8)]
+        elapsed = time.monotonic() - started
+        # not everything let through, nothing failed: this instance's share of 10 with 2 instances
+        assert first.mode == "degraded"
+        assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+        assert decisions[0].limit == 5
+        assert decisions[-1].retry_after >= 1
+        assert elapsed < 1.0  # one failed call to Redis at most; no waiting on it per request
+        assert REDIS_ERRORS._value.get() > errors_before
+        assert DEGRADED._value.get() == 1
+
+        redis_server.start()
+        assert await mode_becomes(first, "redis", within=10)
+        back = await charge(first, caller, 1)
+        assert back.limit == 10
+        check = aioredis.Redis.from_url(redis_server.url)
+        assert await check.exists(prefix + "rl:k:downkey00001") == 1
+        await check.aclose()
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_redis_that_is_down_from_the_start_is_not_fatal() -> None:
+    limiter = Limiter(f"redis://127.0.0.1:{free_port()}/0", "nowhere:")
+    await limiter.start()
+    try:
+        assert limiter.mode == "degraded"
+        assert [(await charge(limiter, key_caller(3), 1)).allowed for _ in range(4)] == [True, True, True, False]
+    finally:
+        await limiter.aclose()
+
+
+async def test_the_api_keeps_answering_and_limiting_while_redis_is_down(
+    redis_server: RedisServer, prefix: str, db_dsn: str, conn: asyncpg.Connection
+) -> None:
+    _, token = await keydb.create_key(conn, PEPPER, name="k", scopes=["read"], rate=6)
+    settings = Settings(secret=PEPPER, redis_url=redis_server.url, redis_prefix=prefix)
+    headers = {"X-API-Key": token}
+    async with AsyncTestClient(create_app(settings, db_dsn)) as client:
+        first = await client.get("/v1/usage", headers=headers)
+        assert first.status_code == 200
+        assert first.headers["ratelimit-remaining"] == "5"
+        redis_server.stop()
+        statuses: list[int] = []
+        for _ in range(8):
+            response = await client.get("/v1/usage", headers=headers)
+            statuses.append(response.status_code)
+            assert response.headers["ratelimit-limit"] == "6"  # one instance: its share is the whole rate
+        # the in-process bucket starts full: the Redis-side use is not known to it
+        assert statuses == [200] * 6 + [429] * 2
+        refused = await client.get("/v1/usage", headers=headers)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["status"] == 429
