@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, delete, patch, post
+from litestar import Request, delete, patch, post
 from litestar.params import FromPath
 from litestar.response import Response
 
@@ -86,107 +86,136 @@ def _ref(value: str) -> writes.Ref:
     return int(value) if value.isdigit() else value
 
 
-class WritesController(Controller):
-    path = "/v1"
-    tags = ["writes"]
-    guards = [require_scope("write")]
-    exception_handlers = {
+# Plain handlers, not a Controller: Litestar 2.25 refuses two controllers sharing a path
+# (/v1/entries is also the read controller's), and these share it.
+_WRITE: dict[str, Any] = {
+    "guards": [require_scope("write")],
+    "tags": ["writes"],
+    "exception_handlers": {
         DomainError: _domain_handler,
         OSError: _unavailable_handler,
         asyncpg.InterfaceError: _unavailable_handler,
         asyncpg.CannotConnectNowError: _unavailable_handler,
         TimeoutError: _unavailable_handler,
-    }
+    },
+}
 
-    @post("/blogs", operation_id="createBlog", summary="Create a blog", status_code=201)
-    async def create_blog(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            blog_id = await writes.create_blog(conn, writes.decode_body(raw, writes.BlogCreate))
-            return _json(await writes.get_blog(conn, blog_id), 201, f"/v1/blogs/{blog_id}")
 
-        return await _write(request, work)
+@post("/v1/blogs", **_WRITE, operation_id="createBlog", summary="Create a blog", status_code=201)
+async def create_blog(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        blog_id = await writes.create_blog(conn, writes.decode_body(raw, writes.BlogCreate))
+        return _json(await writes.get_blog(conn, blog_id), 201, f"/v1/blogs/{blog_id}")
 
-    @post("/entries", operation_id="createEntry", summary="Publish an entry", status_code=201)
-    async def create_entry(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            entry_id = await writes.create_entry(conn, writes.decode_body(raw, writes.EntryCreate), writes.load_linker)
-            return _json(await writes.get_entry(conn, entry_id), 201, f"/v1/entries/{entry_id}")
+    return await _write(request, work)
 
-        return await _write(request, work)
 
-    @patch("/entries/{entry_id:int}", operation_id="updateEntry", summary="Change an entry's given fields")
-    async def update_entry(self, request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            await writes.update_entry(conn, entry_id, writes.decode_body(raw, writes.EntryPatch))
-            return _json(await writes.get_entry(conn, entry_id))
+@post("/v1/entries", **_WRITE, operation_id="createEntry", summary="Publish an entry", status_code=201)
+async def create_entry(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        entry_id = await writes.create_entry(conn, writes.decode_body(raw, writes.EntryCreate), writes.load_linker)
+        return _json(await writes.get_entry(conn, entry_id), 201, f"/v1/entries/{entry_id}")
 
-        return await _write(request, work)
+    return await _write(request, work)
 
-    @delete("/entries/{entry_id:int}", operation_id="deleteEntry", summary="Delete an entry", status_code=204)
-    async def delete_entry(self, request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Response[None]:
-        async def work(conn: asyncpg.Connection, _: bytes) -> idempotency.Answer:
-            await writes.delete_entry(conn, entry_id)
-            return idempotency.Answer(status=204, body=b"")
 
-        return cast(Response[None], await _write(request, work))
+@patch("/v1/entries/{entry_id:int}", **_WRITE, operation_id="updateEntry", summary="Change an entry's given fields")
+async def update_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        await writes.update_entry(conn, entry_id, writes.decode_body(raw, writes.EntryPatch))
+        return _json(await writes.get_entry(conn, entry_id))
 
-    @post("/actors", operation_id="createActor", summary="Create an actor", status_code=201)
-    async def create_actor(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            actor_id = await writes.create_actor(conn, writes.decode_body(raw, writes.ActorCreate))
-            return _json(await writes.get_actor(conn, actor_id), 201, f"/v1/actors/{actor_id}")
+    return await _write(request, work)
 
-        return await _write(request, work)
 
-    @patch("/actors/{ref:str}", operation_id="updateActor", summary="Change an actor's given fields")
-    async def update_actor(self, request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            actor_id = await writes.update_actor(conn, _ref(ref), writes.decode_body(raw, writes.ActorPatch))
-            return _json(await writes.get_actor(conn, actor_id))
+@delete("/v1/entries/{entry_id:int}", **_WRITE, operation_id="deleteEntry", summary="Delete an entry", status_code=204)
+async def delete_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Response[None]:
+    async def work(conn: asyncpg.Connection, _: bytes) -> idempotency.Answer:
+        await writes.delete_entry(conn, entry_id)
+        return idempotency.Answer(status=204, body=b"")
 
-        return await _write(request, work)
+    return cast(Response[None], await _write(request, work))
 
-    @post("/locations", operation_id="createLocation", summary="Create a location", status_code=201)
-    async def create_location(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            location_id = await writes.create_location(conn, writes.decode_body(raw, writes.LocationCreate))
-            return _json(await writes.get_location(conn, location_id), 201, f"/v1/locations/{location_id}")
 
-        return await _write(request, work)
+@post("/v1/actors", **_WRITE, operation_id="createActor", summary="Create an actor", status_code=201)
+async def create_actor(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        actor_id = await writes.create_actor(conn, writes.decode_body(raw, writes.ActorCreate))
+        return _json(await writes.get_actor(conn, actor_id), 201, f"/v1/actors/{actor_id}")
 
-    @patch("/locations/{ref:str}", operation_id="updateLocation", summary="Change a location's given fields")
-    async def update_location(self, request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            location_id = await writes.update_location(conn, _ref(ref), writes.decode_body(raw, writes.LocationPatch))
-            return _json(await writes.get_location(conn, location_id))
+    return await _write(request, work)
 
-        return await _write(request, work)
 
-    @post("/sources", operation_id="createSource", summary="Create a source", status_code=201)
-    async def create_source(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            source_id = await writes.create_source(conn, writes.decode_body(raw, writes.SourceCreate))
-            return _json(await writes.get_source(conn, source_id), 201, f"/v1/sources/{source_id}")
+@patch("/v1/actors/{ref:str}", **_WRITE, operation_id="updateActor", summary="Change an actor's given fields")
+async def update_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        actor_id = await writes.update_actor(conn, _ref(ref), writes.decode_body(raw, writes.ActorPatch))
+        return _json(await writes.get_actor(conn, actor_id))
 
-        return await _write(request, work)
+    return await _write(request, work)
 
-    @patch("/sources/{ref:str}", operation_id="updateSource", summary="Change a source's given fields")
-    async def update_source(self, request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            source_id = await writes.update_source(conn, _ref(ref), writes.decode_body(raw, writes.SourcePatch))
-            return _json(await writes.get_source(conn, source_id))
 
-        return await _write(request, work)
+@post("/v1/locations", **_WRITE, operation_id="createLocation", summary="Create a location", status_code=201)
+async def create_location(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        location_id = await writes.create_location(conn, writes.decode_body(raw, writes.LocationCreate))
+        return _json(await writes.get_location(conn, location_id), 201, f"/v1/locations/{location_id}")
 
-    @post(
-        "/imports",
-        operation_id="importPage",
-        summary="Import a live-blog page (the body is the page as text), as `sitrep import` does",
-        status_code=201,
-    )
-    async def import_page(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-            result = await writes.import_page_text(conn, raw)
-            return _json(result, 201, f"/v1/blogs/{result.blog_id}")
+    return await _write(request, work)
 
-        return await _write(request, work)
+
+@patch("/v1/locations/{ref:str}", **_WRITE, operation_id="updateLocation", summary="Change a location's given fields")
+async def update_location(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        location_id = await writes.update_location(conn, _ref(ref), writes.decode_body(raw, writes.LocationPatch))
+        return _json(await writes.get_location(conn, location_id))
+
+    return await _write(request, work)
+
+
+@post("/v1/sources", **_WRITE, operation_id="createSource", summary="Create a source", status_code=201)
+async def create_source(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        source_id = await writes.create_source(conn, writes.decode_body(raw, writes.SourceCreate))
+        return _json(await writes.get_source(conn, source_id), 201, f"/v1/sources/{source_id}")
+
+    return await _write(request, work)
+
+
+@patch("/v1/sources/{ref:str}", **_WRITE, operation_id="updateSource", summary="Change a source's given fields")
+async def update_source(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        source_id = await writes.update_source(conn, _ref(ref), writes.decode_body(raw, writes.SourcePatch))
+        return _json(await writes.get_source(conn, source_id))
+
+    return await _write(request, work)
+
+
+@post(
+    "/v1/imports",
+    **_WRITE,
+    operation_id="importPage",
+    summary="Import a live-blog page (the body is the page as text), as `sitrep import` does",
+    status_code=201,
+)
+async def import_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        result = await writes.import_page_text(conn, raw)
+        return _json(result, 201, f"/v1/blogs/{result.blog_id}")
+
+    return await _write(request, work)
+
+
+write_routes = [
+    create_blog,
+    create_entry,
+    update_entry,
+    delete_entry,
+    create_actor,
+    update_actor,
+    create_location,
+    update_location,
+    create_source,
+    update_source,
+    import_page,
+]
