@@ -16,7 +16,7 @@ from api.controllers.changes import list_changes
 from api.controllers.keys import KeysController
 from api.controllers.stream import stream_entries
 from api.controllers.usage import usage
-from api.controllers.writes import WritesController
+from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
@@ -67,7 +67,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             ready,
             KeysController,
             usage,
-            WritesController,
+            *write_routes,
             list_changes,
             stream_entries,
             *graphql_routes(),
