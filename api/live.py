@@ -72,13 +72,6 @@ class Subscriber:
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(None)
 
-    async def changes(self) -> AsyncIterator[Change]:
-        while True:
-            change = await self.queue.get()
-            if change is None:
-                return
-            yield change
-
 
 class Hub:
     def __init__(self, dsn: str, pool: asyncpg.Pool, *, queue_size: int = 1000, poll_interval: float = 5.0) -> None:
@@ -133,7 +126,7 @@ class Hub:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await connect(self.dsn, timeout=5)
+                conn = await connect(self.dsn, timeout=5, server_settings={"application_name": "sitrep-live"})
                 await conn.add_listener(changes.CHANNEL, self._notified)
                 self.listening = True
                 self._started.set()
@@ -174,9 +167,9 @@ class Hub:
             if len(batch) < _BATCH:
                 return
 
-    def subscribe(self, resolved: EntryFilter) -> tuple[Subscriber, int]:
+    def subscribe(self, resolved: EntryFilter, maxsize: int | None = None) -> tuple[Subscriber, int]:
         """A new subscriber, and the seq up to which it must replay from the log itself."""
-        sub = Subscriber(self, resolved, self.queue_size)
+        sub = Subscriber(self, resolved, maxsize or self.queue_size)
         self._subscribers.add(sub)
         return sub, self.last_seq
 
