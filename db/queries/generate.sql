@@ -27,6 +27,19 @@ SELECT setval(pg_get_serial_sequence(t.name, 'id'), t.last_id)
   FROM unnest($1::text[], $2::bigint[]) AS t (name, last_id)
  WHERE t.last_id > 0
 
+-- name: generate_actor_entry_counts
+-- Add generated links to the per-actor entry counts (their statement triggers were bypassed).
+INSERT INTO actor_entry_counts AS c (actor_id, entry_count)
+SELECT t.actor_id, t.n FROM unnest($1::bigint[], $2::bigint[]) AS t (actor_id, n) WHERE t.n > 0 ORDER BY t.actor_id
+    ON CONFLICT (actor_id) DO UPDATE SET entry_count = c.entry_count + excluded.entry_count
+
+-- name: generate_source_entry_counts
+-- Add generated links to the per-source entry counts (their statement triggers were bypassed).
+INSERT INTO source_entry_counts AS c (source_id, entry_count)
+SELECT t.source_id, t.n FROM unnest($1::bigint[], $2::bigint[]) AS t (source_id, n) WHERE t.n > 0 ORDER BY t.source_id
+    ON CONFLICT (source_id) DO UPDATE SET entry_count = c.entry_count + excluded.entry_count
+
 -- name: generate_analyze
 -- Fresh planner statistics for every table the generator wrote to.
-ANALYZE blogs, entries, actors, locations, location_closure, sources, entry_actors, entry_locations, entry_sources, media
+ANALYZE blogs, entries, actors, locations, location_closure, sources, entry_actors, entry_locations, entry_sources, media,
+        actor_entry_counts, source_entry_counts
