@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -164,6 +165,97 @@ def generate(settings: Settings, entries: int, seed: int, blogs: int | None, end
     click.echo(f"generated {result.summary()}")
     if result.triggers_bypassed:
         click.echo("(bulk rows were copied with triggers off: the change log does not list them)", err=True)
+
+
+@cli.command("import")
+@click.argument("pages", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def import_pages(settings: Settings, pages: tuple[Path, ...]) -> None:
+    """Import live-blog pages saved as text; a page imported again updates what changed.
+
+    Every page is read and parsed before anything is written, so a bad page in the list
+    stops the run with nothing imported; each page is then one transaction.
+    """
+    from db.errors import DomainError
+    from db.ingest.page import PageError, ParsedPage, parse_page
+
+    parsed: list[tuple[Path, ParsedPage]] = []
+    for path in pages:
+        try:
+            parsed.append((path, parse_page(path.read_text(encoding="utf-8"))))
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        except PageError as exc:
+            raise CliError(f"{path}: not a live-blog page: {exc.detail}") from exc
+
+    async def work(conn: asyncpg.Connection) -> None:
+        from db.ingest.gazetteer import ensure_gazetteer
+        from db.ingest.linker import Linker
+        from db.ingest.store import import_page
+
+        await ensure_gazetteer(conn)
+        linker = await Linker.load(conn)
+        for path, page in parsed:
+            try:
+                r = await import_page(conn, page, linker.link)
+            except DomainError as exc:
+                raise CliError(f"{path}: {exc.detail}") from exc
+            click.echo(
+                f"{path}: blog {r.blog_slug} {r.blog}, entries: "
+                f"{r.created} created, {r.updated} updated, {r.unchanged} unchanged"
+            )
+
+    run_db(settings, work)
+
+
+@cli.command()
+@click.option(
+    "--gazetteer",
+    "gazetteer_path",
+    type=click.Path(path_type=Path),
+    help="The gazetteer file to load first [default: the shipped db/ingest/data/gazetteer.json].",
+)
+@click.pass_obj
+def relink(settings: Settings, gazetteer_path: Path | None) -> None:
+    """Reload the gazetteer, then link every stored entry again (entries whose links change are updated)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from db.errors import DomainError
+    from db.ingest import relink as relinking
+    from db.ingest.gazetteer import DEFAULT_PATH, read
+
+    path = gazetteer_path or DEFAULT_PATH
+    try:
+        read(path)  # a bad file stops here, before any connection
+    except DomainError as exc:
+        raise CliError(exc.detail) from exc
+
+    async def work(conn: asyncpg.Connection) -> relinking.RelinkResult:
+        total = await relinking.count_entries(conn)
+        with Progress(
+            TextColumn("relinking"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        ) as bar:
+            task = bar.add_task("relink", total=total)
+            try:
+                return await relinking.relink(conn, path, progress=lambda n: bar.advance(task, n))
+            except DomainError as exc:
+                raise CliError(exc.detail) from exc
+
+    result = run_db(settings, work)
+    g = result.gazetteer
+    click.echo(
+        f"gazetteer {path}: actors {g.actors_inserted} new, {g.actors_updated} changed; "
+        f"locations {g.locations_inserted} new, {g.locations_updated} changed; "
+        f"sources {g.sources_inserted} new, {g.sources_updated} changed"
+    )
+    click.echo(f"entries: {result.entries} relinked, {result.changed} with changed links")
 
 
 cli.add_command(keys)

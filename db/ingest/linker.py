@@ -1,0 +1,574 @@
+"""The entity linker: which actors (and in what role), locations and sources an entry names.
+
+`linker = await Linker.load(conn)` compiles one matcher from every actor, location and
+source in the database (name and aliases, so entities added through the API link too) and
+the rule data of the gazetteer file; `linker.link(headline, paragraphs)` then costs one
+regex pass over the normalised text plus a few anchored checks per match.
+
+Reading rules (what a researcher filtering by actor, location or source expects):
+- Text is normalised first: NFKC, curly quotes and apostrophes made straight, zero-width
+  characters dropped, and Cyrillic or Greek look-alike letters inside an otherwise Latin
+  word mapped to Latin ("Vostochny Cosmodrome" typed with a Cyrillic Es). Matching ignores case,
+  except for short all-capital aliases ("US", "UN", "AP", "X"), which must match exactly.
+- Names match whole words, the longest first ("Black Sea Fleet" before "Black Sea", "Kim Yo
+  Jong" before "Kim"); a possessive ("Russia's") still matches.
+- An alias several actors share ("Kim", "Defence Ministry") means the one the entry names
+  unambiguously; failing that the gazetteer's declared default; failing that the one of the
+  country the entry is first about; failing that nothing.
+- An actor is a `speaker` where the entry reports it saying, claiming, telling or writing:
+  "X said", "X, the official, said", "X's spokesperson told", "said X.", "according to X",
+  "X was cited by TASS as saying", a headline ending ": X", and "he said" after a sentence whose
+  first person is X. Otherwise `mentioned`.
+- A `state` actor is linked only when the state itself speaks ("Russia says", "Kyiv says",
+  "Ukrainian officials said", "Romania's president said"); a country's name otherwise links
+  the country as a location only.
+- Every place name links its location, except a capital standing for its government
+  ("Moscow has said", "talks between Moscow and Pyongyang"): a capital is a place only after
+  a locative word ("in Moscow", "from Seoul", "visited Pyongyang"). Demonyms link no
+  location ("Ukrainian drones"), except before a place noun ("Ukrainian ports", "Romanian
+  territory").
+- A source is linked only from an attribution: "said on Telegram", "the RIA news agency
+  reported", "according to Interfax", "on the social media platform X", "told Reuters",
+  "published by Meduza", a headline ending ": TASS", or one of the source's attribution
+  phrases in the gazetteer ("Telegram channel").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import asyncpg
+
+from db.ingest.gazetteer import DEFAULT_PATH, Gazetteer, Rules, read
+from db.ingest.types import LinkedActor, Links, Role
+from db.sql import query
+
+Kind = Literal["actor", "location", "source"]
+
+# --- normalisation -------------------------------------------------------------------------
+
+_PUNCT = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u00b4": "'",
+        "`": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u200b": None,
+        "\u200c": None,
+        "\u200d": None,
+        "\u2060": None,
+        "\ufeff": None,
+        "\u00ad": None,
+    }
+)
+# Cyrillic and Greek letters drawn like Latin ones; applied only inside words that also hold
+# Latin letters, so a Cyrillic alias ("Песков") stays Cyrillic.
+_LOOKALIKES = str.maketrans(
+    "АВСЕНІЈКМОРЅТХУасеіјорѕхуԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧοκνρτυχ",
+    "ABCEHIJKMOPSTXYaceijopsxydqwABEZHIKMNOPTYXokvptux",
+)
+_WORD = re.compile(r"\w+")
+_LATIN = re.compile(r"[A-Za-z]")
+_OTHER = re.compile(r"[\u0370-\u03ff\u0400-\u052f]")
+
+
+def _unmix(match: re.Match[str]) -> str:
+    word = match.group()
+    if _LATIN.search(word) and _OTHER.search(word):
+        return word.translate(_LOOKALIKES)
+    return word
+
+
+def normalize(text: str) -> str:
+    """NFKC, straight quotes and hyphens, no invisible characters, no look-alike letters."""
+    text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
+    return _WORD.sub(_unmix, text)
+
+
+def fold(text: str) -> str:
+    """Lower case with every character's position kept (so matches on it index `text` too)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+def _case_sensitive(alias: str) -> bool:
+    """Short capitalised aliases ("US", "UN", "AP", "X", "MoD") must match their case."""
+    letters = [c for c in alias if c.isalpha()]
+    return len(letters) == 1 or (len(letters) <= 4 and sum(c.isupper() for c in letters) >= 2)
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
+    """One regex alternation shaped as a trie: fast, and the longest alternative wins."""
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: _Trie) -> str:
+        end = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        if len(branches) == 1 and not end:
+            return branches[0]
+        body = "(?:" + "|".join(branches) + ")"
+        return body + "?" if end else body
+
+    return build(trie)
+
+
+def _words_pattern(words: Iterable[str]) -> str:
+    return "|".join(re.escape(fold(normalize(w))) for w in sorted(set(words), key=len, reverse=True))
+
+
+# --- context patterns ------------------------------------------------------------------------
+
+_SPEECH = (
+    r"(?:say|says|said|saying|tell|tells|told|telling|claim(?:s|ed|ing)?|wr[io]tes?|wrote|writing|"
+    r"announc(?:e|es|ed|ing)|confirm(?:s|ed|ing)?|den(?:y|ies|ied|ying)|warn(?:s|ed|ing)?|urg(?:e|es|ed|ing)|"
+    r"add(?:s|ed|ing)?|stat(?:es|ed|ing)|report(?:s|ed|ing)?|admit(?:s|ted|ting)?|promis(?:e|es|ed|ing)|"
+    r"call(?:s|ed|ing)?|spok(?:e|en)|speaks?|thank(?:s|ed|ing)?|ask(?:s|ed|ing)?|prais(?:e|es|ed|ing)|hail(?:s|ed|ing)?|"
+    r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
+    r"comment(?:s|ed|ing)?|repl(?:y|ies|ied|ying)|post(?:s|ed|ing)|tweet(?:s|ed|ing)|alleg(?:e|es|ed|ing)|"
+    r"vow(?:s|ed|ing)?|pledg(?:e|es|ed|ing)|condemn(?:s|ed|ing)?|explain(?:s|ed|ing)?|declar(?:e|es|ed|ing)|"
+    r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?)"
+)
+_AUX = (
+    r"(?:(?:has|have|had|was|were|is|are|will|would|also|later|then|further|again|earlier|previously|"
+    r"reportedly|publicly|once\s+again|has\s+been|have\s+been|had\s+been)\s+)*"
+)
+# passive "X was told", "X has been asked": X is the one spoken to
+_PASSIVE = re.compile(r"(?:was|were|is|are|been|be)\s+(?:told|asked|urged|warned|called|thanked|accused)\b")
+_TITLE = (
+    r"(?i:spokes(?:person|man|woman)|press\s+(?:secretary|service|office)|official|officials|agency\s+officials?|"
+    r"president|prime\s+minister|minister|chief|head|leader|governor|ambassador|commander|translator|office)"
+)
+_NAME_WORD = r"(?:[A-Z][\w'.-]*|von|van|der|de|bin|al)"
+_COORD = r"(?:\s*,?\s+and\s+(?:the\s+)?[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})?"
+# after an actor's name: its spokesperson, an appositive, then a verb of speech
+_SPEAKER_AFTER = re.compile(
+    r"(?:'s?)?"
+    + _COORD
+    + r"(?:\s+" + _TITLE + r"\b(?:\s+" + _NAME_WORD + r"){0,4})?"
+    + r"(?P<apposition>\s*,\s*[^,.;:\"]{1,120},)?"
+    + r"(?P<comma>\s*,)?\s*" + _AUX + r"(?P<verb>" + _SPEECH + r")\b"
+)  # fmt: skip
+# before an actor's name: "said X.", "according to X", "citing the X spokesman"
+_SPEAKER_BEFORE = re.compile(
+    r"(?:\baccording\s+to|\bciting|\bquoting|\bsaid|\bsays|\badded|\bwrote)\s+"
+    r"(?:the\s+)?(?:(?:[A-Z][\w'.-]*|spokes(?:person|man|woman)|minister|official|president|deputy|prime|"
+    r"foreign|defence|defense|state|regional|governor|leader|chief|head|of)\s+){0,5}$"
+)
+_BEFORE_END = re.compile(r"(?:\s+" + _TITLE + r")?\s*(?:[.,;:!?\"]|$)")
+# a state speaks only as the subject: directly before its verb, its head or government between
+_STATE_AFTER = re.compile(
+    r"(?:'s\s+(?i:president|prime\s+minister|foreign\s+minister|government|leader|authorities)\b"
+    r"(?:\s+" + _NAME_WORD + r"){0,4})?"
+    + _COORD
+    + r"(?P<comma>\s*,)?\s*" + _AUX + _SPEECH + r"\b"
+)  # fmt: skip
+_PREPOSITION_BEFORE = re.compile(
+    r"\b(?:in|from|to|with|on|of|against|for|between|at|over|into|by|about|across|near|toward|towards)\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
+_PRONOUN_SAID = re.compile(
+    r"\b(?:he|she)\s+(?:also\s+|later\s+|then\s+)?(?:has\s+|had\s+)?"
+    r"(?:said|says|added|adds|told|tells|wrote|writes|explained|stated|claimed)\b",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+# sources: the words around a source's name that make it where the report came from
+_SOURCE_BEFORE = re.compile(
+    r"(?:\baccording\s+to|\bciting|\bcited\s+by|\bquoted\s+by|\breported\s+by|\bpublished\s+by|\bbroadcast\s+by|"
+    r"\breport\s+by)\s+(?:[\w'.-]+\s+){0,5}$"
+    r"|(?:\btold|\btells|\btelling|\binterview\s+with|\bspeaking\s+to|\bsaid\s+to)\s+(?:the\s+)?$"
+)
+_SOURCE_ON = re.compile(
+    r"\b(?:on|via)\s+(?:the\s+|its\s+|his\s+|her\s+|their\s+|a\s+|an\s+|official\s+)*"
+    r"(?:(?:social\s+media|social\s+network(?:ing)?|messaging|video(?:-sharing)?)\s+(?:platform|app|site|service|network)\s+)?$"
+)
+_SOURCE_ON_CONTEXT = re.compile(
+    r"\b(?:post|posts|posted|statement|message|video|channel|account|page|wrote|writes|tweeted|"
+    + _SPEECH[3:-1]
+    + r")\b"
+)
+_SOURCE_AFTER = re.compile(
+    r"(?:(?:\s+state)?(?:\s+news)?\s+agency\b"
+    r"|(?:\s+news\s+agency|\s+agency)?\s+(?:has\s+|had\s+)?"
+    r"(?:reported|reports|reporting|report|said|says|quoted|cited|citing|published|posted|wrote|writes)\b"
+    r"|'s\s+(?:[\w.-]+\s+){1,3}(?:said|says|reported|reports|told|tells|explained|added))"
+)
+
+
+@dataclass(frozen=True)
+class _Target:
+    kind: Kind
+    slug: str
+    exact: str | None  # the alias as written, when it must match case-sensitively
+
+
+@dataclass
+class _Actor:
+    slug: str
+    kind: str
+    country: str | None
+
+
+@dataclass
+class _Place:
+    slug: str
+    kind: str
+    country: str | None
+
+
+@dataclass
+class _Match:
+    segment: int
+    sentence: int
+    start: int
+    end: int
+    key: str
+    actors: list[str] = field(default_factory=list)
+    locations: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+class Linker:
+    """A compiled matcher over a fixed set of entities; build one per load, reuse for many entries."""
+
+    def __init__(
+        self,
+        actors: Sequence[tuple[str, str, str, Sequence[str], str | None]],
+        locations: Sequence[tuple[str, str, str, Sequence[str], str | None]],
+        sources: Sequence[tuple[str, str, str, Sequence[str]]],
+        rules: Rules,
+        attribution: dict[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Rows are (slug, kind, name, aliases, country) for actors and locations, (slug, kind,
+        name, aliases) for sources; `attribution` maps a source slug to its attribution phrases."""
+        self._actors = {slug: _Actor(slug, kind, country) for slug, kind, _, _, country in actors}
+        self._places = {slug: _Place(slug, kind, country) for slug, kind, _, _, country in locations}
+        self._targets: dict[str, list[_Target]] = {}
+        for slug, _, name, aliases, *_ in actors:
+            self._add("actor", slug, [name, *aliases])
+        for slug, _, name, aliases, *_ in locations:
+            self._add("location", slug, [name, *aliases])
+        for slug, _, name, aliases in sources:
+            self._add("source", slug, [name, *aliases])
+        self._matcher = re.compile(r"(?<!\w)(?:" + _trie_pattern(self._targets) + r")(?!\w)")
+
+        # an alias shared by several actors -> which one it means by default
+        self._defaults = {fold(normalize(alias)): slug for alias, slug in rules.ambiguous_defaults.items()}
+        # capitals: a city alias that is also a state actor's alias
+        self._capitals = {
+            key
+            for key, targets in self._targets.items()
+            if any(t.kind == "location" and self._places[t.slug].kind == "city" for t in targets)
+            and any(t.kind == "actor" and self._actors[t.slug].kind == "state" for t in targets)
+        }
+        self._state_of_country = {a.country: a.slug for a in self._actors.values() if a.kind == "state" and a.country}
+        demonyms = {fold(normalize(word)): slug for word, slug in rules.demonyms.items() if slug in self._places}
+        self._demonyms = demonyms
+        nouns = rules.place_nouns or ["territory"]
+        self._demonym_place = (
+            re.compile(
+                r"(?<!\w)(" + _words_pattern(demonyms) + r")\s+(?:[\w-]+\s+)?(?:" + _words_pattern(nouns) + r")(?!\w)"
+            )
+            if demonyms
+            else None
+        )
+        self._demonym_speaks = (
+            re.compile(
+                r"(?<!\w)("
+                + _words_pattern(demonyms)
+                + r")\s+(?:officials|authorities|government)\s+"
+                + _AUX
+                + _SPEECH
+                + r"\b"
+            )
+            if demonyms
+            else None
+        )
+        locatives = rules.locative_words or ["in", "from", "at"]
+        self._locative = re.compile(r"(?<!\w)(?:" + _words_pattern(locatives) + r")\s+(?:the\s+)?$")
+        phrases: dict[str, str] = {}
+        for slug, items in (attribution or {}).items():
+            if any(s[0] == slug for s in sources):
+                for phrase in items:
+                    phrases[fold(normalize(phrase))] = slug
+        self._phrases = phrases
+        self._phrase_matcher = re.compile(r"(?<!\w)(?:" + _trie_pattern(phrases) + r")(?!\w)") if phrases else None
+
+    def _add(self, kind: Kind, slug: str, names: Iterable[str]) -> None:
+        for name in names:
+            written = normalize(name).strip()
+            if not written:
+                continue
+            key = fold(written)
+            target = _Target(kind, slug, written if _case_sensitive(written) else None)
+            bucket = self._targets.setdefault(key, [])
+            if target not in bucket:
+                bucket.append(target)
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_gazetteer(cls, g: Gazetteer) -> Linker:
+        """A linker over a gazetteer file alone (no database): for tests and tools."""
+        return cls(
+            [(a.slug, a.kind, a.name, a.aliases, a.country) for a in g.actors],
+            [(loc.slug, loc.kind, loc.name, loc.aliases, loc.country) for loc in g.locations],
+            [(s.slug, s.kind, s.name, s.aliases) for s in g.sources],
+            g.rules,
+            {s.slug: s.attribution for s in g.sources},
+        )
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection, gazetteer: Path | str | Gazetteer = DEFAULT_PATH) -> Linker:
+        """A linker over every entity in the database, with the gazetteer's rule data."""
+        g = gazetteer if isinstance(gazetteer, Gazetteer) else read(gazetteer)
+        actors = await conn.fetch(query("linker_actors"))
+        locations = await conn.fetch(query("linker_locations"))
+        sources = await conn.fetch(query("linker_sources"))
+        return cls(
+            [(r["slug"], r["kind"], r["name"], r["aliases"], r["country"]) for r in actors],
+            [(r["slug"], r["kind"], r["name"], r["aliases"], r["country"]) for r in locations],
+            [(r["slug"], r["kind"], r["name"], r["aliases"]) for r in sources],
+            g.rules,
+            {s.slug: s.attribution for s in g.sources},
+        )
+
+    # --- linking -------------------------------------------------------------------------------
+
+    def link(self, headline: str, paragraphs: Sequence[str]) -> Links:
+        segments = [normalize(headline), *(normalize(p) for p in paragraphs)]
+        sentences: list[list[tuple[int, int]]] = [_sentences(s) for s in segments]
+        matches = self._find(segments, sentences)
+
+        roles: dict[str, Role] = {}
+        places: list[str] = []
+        sources: list[str] = []
+        first_person: dict[tuple[int, int], tuple[str, int]] = {}
+        country = self._context_country(matches)
+        named_actors, named_places = self._fully_named(matches)
+
+        for m in matches:
+            text = segments[m.segment]
+            s_start, s_end = sentences[m.segment][m.sentence]
+            sentence = text[s_start:s_end]
+            at, till = m.start - s_start, m.end - s_start
+            capital = m.key in self._capitals
+            located = capital and bool(self._locative.search(fold(sentence[:at])))
+            # actors
+            people = [a for a in m.actors if self._actors[a].kind != "state"]
+            states = [a for a in m.actors if self._actors[a].kind == "state"]
+            chosen = self._resolve(m.key, people, named_actors, country)
+            if chosen is not None:
+                speaks = self._speaks(sentence, at, till, m.segment == 0)
+                _note(roles, chosen, "speaker" if speaks else "mentioned")
+                if self._actors[chosen].kind == "person":
+                    first_person.setdefault((m.segment, m.sentence), (chosen, at))
+            if states and not located and self._state_speaks(sentence, at, till, capital):
+                for state in states:
+                    _note(roles, state, "speaker")
+            # locations
+            if m.locations and (not capital or located):
+                place = self._resolve_place(m.locations, named_places)
+                if place is not None and place not in places:
+                    places.append(place)
+            # sources
+            if m.sources and self._attributed(sentence, at, till, m.segment == 0):
+                for source in m.sources:
+                    if source not in sources:
+                        sources.append(source)
+
+        self._pronouns(segments, sentences, first_person, roles)
+        self._demonym_links(segments, places, roles)
+        if self._phrase_matcher is not None:
+            for text in segments:
+                for pm in self._phrase_matcher.finditer(fold(text)):
+                    slug = self._phrases[pm.group()]
+                    if slug not in sources:
+                        sources.append(slug)
+
+        return Links(
+            actors=tuple(LinkedActor(slug, role) for slug, role in roles.items()),
+            locations=tuple(places),
+            sources=tuple(sources),
+        )
+
+    def _find(self, segments: list[str], sentences: list[list[tuple[int, int]]]) -> list[_Match]:
+        found: list[_Match] = []
+        for i, text in enumerate(segments):
+            bounds = sentences[i]
+            k = 0
+            for hit in self._matcher.finditer(fold(text)):
+                key = hit.group()
+                written = text[hit.start() : hit.end()]
+                targets = [t for t in self._targets[key] if t.exact is None or t.exact == written]
+                if not targets:
+                    continue
+                while k + 1 < len(bounds) and hit.start() >= bounds[k][1]:
+                    k += 1
+                m = _Match(i, k, hit.start(), hit.end(), key)
+                for t in targets:
+                    getattr(m, t.kind + "s").append(t.slug)
+                found.append(m)
+        return found
+
+    def _fully_named(self, matches: list[_Match]) -> tuple[list[str], list[str]]:
+        """Actors, and locations, that the entry names unambiguously somewhere, in order."""
+        actors: list[str] = []
+        places: list[str] = []
+        for m in matches:
+            people = [a for a in m.actors if self._actors[a].kind != "state"]
+            for group, named in ((people, actors), (m.locations, places)):
+                if len(group) == 1 and group[0] not in named:
+                    named.append(group[0])
+        return actors, places
+
+    def _context_country(self, matches: list[_Match]) -> str | None:
+        """The country of the first place (or capital) the entry names."""
+        for m in matches:
+            for slug in m.locations:
+                if self._places[slug].country:
+                    return self._places[slug].country
+        return None
+
+    def _resolve(self, key: str, candidates: list[str], fully_named: list[str], country: str | None) -> str | None:
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        default = self._defaults.get(key)
+        named = [slug for slug in fully_named if slug in candidates]
+        if named:
+            return default if default in named else named[0]
+        if default in candidates:
+            return default
+        if country is not None:
+            local = [slug for slug in candidates if self._actors[slug].country == country]
+            if len(local) == 1:
+                return local[0]
+        return None
+
+    def _resolve_place(self, candidates: list[str], fully_named: list[str]) -> str | None:
+        if len(candidates) == 1:
+            return candidates[0]
+        named = [slug for slug in fully_named if slug in candidates]
+        return named[0] if named else None
+
+    def _speaks(self, sentence: str, at: int, till: int, headline: bool) -> bool:
+        after = sentence[till:]
+        before = sentence[:at]
+        hit = _SPEAKER_AFTER.match(after)
+        # ", saying ..." after a noun belongs to the clause's subject, not to the noun
+        dangling = hit is not None and bool(hit.group("comma")) and hit.group("verb").endswith("ing")
+        if hit is not None and not dangling and not _PASSIVE.match(after.lstrip(" ,'s")):
+            return True
+        if _SPEAKER_BEFORE.search(before) and _BEFORE_END.match(after):
+            return True
+        return headline and _attributed_in_headline(sentence, at)
+
+    def _state_speaks(self, sentence: str, at: int, till: int, capital: bool) -> bool:
+        if _PREPOSITION_BEFORE.search(sentence[:at]):
+            return False
+        hit = _STATE_AFTER.match(sentence[till:])
+        if hit is None or _PASSIVE.match(sentence[till:].lstrip(" ,")):
+            return False
+        return not (capital and hit.group("comma"))
+
+    def _attributed(self, sentence: str, at: int, till: int, headline: bool) -> bool:
+        low = fold(sentence)
+        before, after = low[:at], low[till:]
+        if _SOURCE_BEFORE.search(before) or _SOURCE_AFTER.match(after):
+            return True
+        if _SOURCE_ON.search(before) and _SOURCE_ON_CONTEXT.search(low):
+            return True
+        return headline and _attributed_in_headline(sentence, at)
+
+    def _pronouns(
+        self,
+        segments: list[str],
+        sentences: list[list[tuple[int, int]]],
+        first_person: dict[tuple[int, int], tuple[str, int]],
+        roles: dict[str, Role],
+    ) -> None:
+        """ "He said ..." before any person is named in its sentence: the last subject spoke."""
+        last: str | None = None
+        for i, text in enumerate(segments):
+            for k, (start, end) in enumerate(sentences[i]):
+                person = first_person.get((i, k))
+                said = _PRONOUN_SAID.search(text[start:end])
+                if said is not None and (person is None or person[1] > said.start()):
+                    if last is not None:
+                        roles[last] = "speaker"
+                elif person is not None:
+                    last = person[0]
+
+    def _demonym_links(self, segments: list[str], places: list[str], roles: dict[str, Role]) -> None:
+        for text in segments:
+            low = fold(text)
+            if self._demonym_place is not None:
+                for hit in self._demonym_place.finditer(low):
+                    place = self._demonyms[hit.group(1)]
+                    if place not in places:
+                        places.append(place)
+            if self._demonym_speaks is not None:
+                for hit in self._demonym_speaks.finditer(low):
+                    place_country = self._places[self._demonyms[hit.group(1)]].country
+                    state = self._state_of_country.get(place_country or "")
+                    if state is not None:
+                        roles[state] = "speaker"
+
+
+def _note(roles: dict[str, Role], slug: str, role: Role) -> None:
+    if roles.get(slug) != "speaker":
+        roles[slug] = role
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for cut in _SENTENCE.finditer(text):
+        bounds.append((start, cut.start()))
+        start = cut.end()
+    bounds.append((start, len(text)))
+    return bounds
+
+
+def _attributed_in_headline(headline: str, at: int) -> bool:
+    """A headline ending ": X" (at most four words after the last colon) quotes X."""
+    colon = headline.rfind(":")
+    if colon < 0 or at < colon:
+        return False
+    tail = headline[colon + 1 :].strip()
+    # the name leads the tail ("Kremlin spokesperson", "AJ correspondent"), not "Kim tells Putin"
+    lead = len(headline[colon + 1 : at].split())
+    return 0 < len(tail.split()) <= 4 and lead <= 1 and not tail.endswith("?")
