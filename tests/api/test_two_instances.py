@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 PEPPER = "two-instances-pepper"
 
+UVICORN = [sys.executable, "-m", "uvicorn", "api.asgi:app", "--host", "127.0.0.1", "--log-level", "warning"]
+
 pytestmark = pytest.mark.slow
 
 
@@ -53,8 +55,7 @@ class Instance:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.asgi:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"],  # fmt: skip
+            [*UVICORN, "--port", str(self.port)],
             cwd=REPO,
             env=env,
             stdout=self.log,
