@@ -1,0 +1,398 @@
+"""Live push across instances: two sitrep processes on one database, SSE and GraphQL clients.
+
+Every test here runs real uvicorn processes on 127.0.0.1 against the per-test database; a
+write on one instance must reach subscribers of the other through PostgreSQL NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from api.live import Hub, follow
+from db import keys, writes
+from db.filters import EntryFilter
+from db.pool import connect, create_pool
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "h8-live-test-secret"
+
+
+@contextlib.contextmanager
+def serve(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
+    """One sitrep instance on a free port; its base URL once /health answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    environment = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "SITREP_DATA_DIR": str(data_dir),
+        "SITREP_SECRET": SECRET,
+        "SITREP_KEY_PEPPER": "",
+        "SITREP_LOAD_SAMPLE": "false",
+        "SITREP_POOL_MAX": "8",
+        **env,
+    }
+    command = [sys.executable, "-m", "uvicorn", "api.asgi:app", "--fd", str(sock.fileno()), "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=REPO, env=environment, pass_fds=[sock.fileno()])
+    sock.close()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"the server exited with {process.returncode}"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the server did not answer /health within 30 s"
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Event:
+    id: int
+    type: str
+    data: dict[str, Any]
+    received: float
+
+
+@dataclass
+class SseClient:
+    """Reads one SSE stream in the background, collecting events and comments."""
+
+    url: str
+    headers: dict[str, str]
+    events: list[Event] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    status: int | None = None
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        try:
+            async with (
+                httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client,
+                client.stream("GET", self.url, headers=self.headers) as response,
+            ):
+                self.status = response.status_code
+                self.opened.set()
+                fields: dict[str, str] = {}
+                async for line in response.aiter_lines():
+                    if line.startswith(":"):
+                        self.comments.append(line[1:].strip())
+                    elif line == "":
+                        if "data" in fields and "id" in fields:
+                            self.events.append(
+                                Event(
+                                    int(fields["id"]),
+                                    fields.get("event", "message"),
+                                    msgspec.json.decode(fields["data"]),
+                                    time.time(),
+                                )
+                            )
+                            self.arrived.set()
+                        fields = {}
+                    else:
+                        name, _, value = line.partition(":")
+                        fields[name] = value.removeprefix(" ")
+        finally:
+            self.opened.set()
+            self.ended.set()
+
+    async def start(self) -> SseClient:
+        self.task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self.opened.wait(), 10)
+        await asyncio.sleep(0.05)  # the subscription is registered once the first bytes flow
+        return self
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await self.task
+
+    async def wait_for(self, count: int, within: float) -> list[Event]:
+        """The events so far, once there are `count` of them or `within` seconds have passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while len(self.events) < count:
+                    self.arrived.clear()
+                    await self.arrived.wait()
+        return self.events
+
+
+@pytest.fixture
+async def write_token(db_dsn: str) -> str:
+    conn = await connect(db_dsn)
+    try:
+        _, token = await keys.create_key(conn, SECRET, name="live-tests", scopes=["read", "write"], rate=1_000_000)
+    finally:
+        await conn.close()
+    return token
+
+
+@pytest.fixture
+def two_instances(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    with (
+        serve(db_dsn, tmp_path / "a", SITREP_HEARTBEAT_SECONDS="0.5") as a,
+        serve(db_dsn, tmp_path / "b", SITREP_HEARTBEAT_SECONDS="0.5") as b,
+    ):
+        yield a, b
+
+
+async def _catalog(base: str, headers: dict[str, str]) -> None:
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        for path, body in (
+            ("/v1/blogs", {"slug": "day-1", "title": "Day 1", "published_at": "2023-09-13T00:00:00Z"}),
+            ("/v1/actors", {"slug": "peskov", "name": "Dmitry Peskov", "kind": "person", "country": "RU"}),
+            ("/v1/actors", {"slug": "zelenskyy", "name": "Volodymyr Zelenskyy", "kind": "person", "country": "UA"}),
+        ):
+            response = await client.post(path, json=body)
+            assert response.status_code == 201, response.text
+
+
+def _entry(n: int, actor: str = "peskov") -> dict[str, Any]:
+    return {
+        "blog": "day-1",
+        "published_at": "2023-09-13T10:00:00Z",
+        "headline": f"Update {n}",
+        "body": [f"Paragraph of update {n}."],
+        "actors": [{"actor": actor, "role": "speaker"}],
+        "locations": [],
+        "sources": [],
+    }
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_post_on_one_instance_reaches_an_sse_client_of_the_other_within_a_second(
+    two_instances: tuple[str, str], write_token: str
+) -> None:
+    a, b = two_instances
+    await _catalog(a, _auth(write_token))
+    sse = await SseClient(f"{b}/v1/stream/entries", _auth(write_token)).start()
+    try:
+        async with httpx.AsyncClient(base_url=a, headers=_auth(write_token)) as client:
+            posted = time.monotonic()
+            created = (await client.post("/v1/entries", json=_entry(1))).json()
+            await sse.wait_for(1, 1.0)
+            assert time.monotonic() - posted < 1.0
+            assert [(e.type, e.data["id"], e.data["headline"]) for e in sse.events] == [
+                ("created", created["id"], "Update 1")
+            ]
+            assert sse.events[0].data["actors"] == created["actors"]  # the same entry JSON as REST
+
+            patched = await client.patch(f"/v1/entries/{created['id']}", json={"headline": "Update 1, revised"})
+            assert patched.status_code == 200
+            deleted = await client.delete(f"/v1/entries/{created['id']}")
+            assert deleted.status_code == 204
+            await sse.wait_for(3, 1.0)
+        assert [(e.type, e.data["headline"]) for e in sse.events] == [
+            ("created", "Update 1"),
+            ("updated", "Update 1, revised"),
+            ("deleted", "Update 1, revised"),
+        ]
+        assert [e.id for e in sse.events] == sorted(e.id for e in sse.events)
+        await asyncio.sleep(0.7)
+        assert "heartbeat" in sse.comments  # an idle stream keeps talking
+    finally:
+        await sse.stop()
+
+
+async def test_the_stream_applies_the_entry_filters(two_instances: tuple[str, str], write_token: str) -> None:
+    a, b = two_instances
+    await _catalog(a, _auth(write_token))
+    only_zelenskyy = await SseClient(f"{b}/v1/stream/entries?actor=zelenskyy", _auth(write_token)).start()
+    try:
+        async with httpx.AsyncClient(base_url=a, headers=_auth(write_token)) as client:
+            for n, actor in enumerate(["peskov", "zelenskyy", "peskov", "zelenskyy"]):
+                assert (await client.post("/v1/entries", json=_entry(n, actor))).status_code == 201
+        events = await only_zelenskyy.wait_for(2, 2.0)
+        await asyncio.sleep(0.3)
+        assert [e.data["headline"] for e in events] == ["Update 1", "Update 3"]
+    finally:
+        await only_zelenskyy.stop()
+    async with httpx.AsyncClient(base_url=b, headers=_auth(write_token)) as client:
+        unknown = await client.get("/v1/stream/entries?actor=nobody-at-all")
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"] == "application/problem+json"
+        bad = await client.get("/v1/stream/entries?since=yesterday")
+        assert bad.status_code == 400
+        assert bad.json()["errors"][0]["name"] == "since"
+        resume = await client.get("/v1/stream/entries", headers={"Last-Event-ID": "not-a-seq"})
+        assert resume.status_code == 400
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+async def test_a_client_that_reconnects_with_last_event_id_gets_exactly_what_it_missed(
+    two_instances: tuple[str, str], write_token: str, how: str
+) -> None:
+    a, b = two_instances
+    await _catalog(a, _auth(write_token))
+    async with httpx.AsyncClient(base_url=a, headers=_auth(write_token)) as client:
+        first = await SseClient(f"{b}/v1/stream/entries", _auth(write_token)).start()
+        for n in range(3):
+            await client.post("/v1/entries", json=_entry(n))
+        seen = await first.wait_for(3, 2.0)
+        await first.stop()
+        assert len(seen) == 3
+        last = seen[-1].id
+        for n in range(3, 8):  # published while the client is away
+            await client.post("/v1/entries", json=_entry(n))
+        url, headers = f"{b}/v1/stream/entries", _auth(write_token)
+        if how == "header":
+            headers = {**headers, "Last-Event-ID": str(last)}
+        else:
+            url += f"?last_event_id={last}"
+        second = await SseClient(url, headers).start()
+        try:
+            for n in range(8, 10):  # and live again
+                await client.post("/v1/entries", json=_entry(n))
+            got = await second.wait_for(7, 3.0)
+            await asyncio.sleep(0.3)
+            assert [e.data["headline"] for e in got] == [f"Update {n}" for n in range(3, 10)]
+            assert [e.id for e in got] == sorted({e.id for e in got})
+            assert got[0].id > last
+        finally:
+            await second.stop()
+
+
+@pytest.mark.slow
+async def test_a_burst_of_500_writes_reaches_20_subscribers_each_once_and_in_order(
+    two_instances: tuple[str, str], write_token: str
+) -> None:
+    a, b = two_instances
+    await _catalog(a, _auth(write_token))
+    subscribers = [await SseClient(f"{(a, b)[i % 2]}/v1/stream/entries", _auth(write_token)).start() for i in range(20)]
+    try:
+        writes_per_writer, writers = 50, 10
+
+        async def writer(w: int) -> None:
+            async with httpx.AsyncClient(base_url=(a, b)[w % 2], headers=_auth(write_token), timeout=30) as client:
+                for n in range(writes_per_writer):
+                    response = await client.post("/v1/entries", json=_entry(w * 1000 + n))
+                    assert response.status_code == 201, response.text
+
+        started = time.monotonic()
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+        wrote = time.monotonic() - started
+        for sub in subscribers:
+            await sub.wait_for(500, 15.0)
+        latencies: list[float] = []
+        for sub in subscribers:
+            ids = [e.id for e in sub.events]
+            assert len(ids) == 500  # every event...
+            assert len(set(ids)) == 500  # ...exactly once...
+            assert ids == sorted(ids)  # ...in seq order
+            assert all(e.type == "created" for e in sub.events)
+            latencies += [e.received - datetime.fromisoformat(e.data["created_at"]).timestamp() for e in sub.events]
+        assert len({tuple(e.id for e in s.events) for s in subscribers}) == 1  # the same sequence for everyone
+        latencies.sort()
+        median = statistics.median(latencies)
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        print(
+            f"\nburst: 500 writes in {wrote:.2f} s over 2 instances, 20 SSE subscribers, {len(latencies)} deliveries;"
+            f" latency (transaction start -> client) median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms,"
+            f" max {latencies[-1] * 1000:.1f} ms"
+        )
+        assert p99 < 1.0
+    finally:
+        for sub in subscribers:
+            await sub.stop()
+
+
+async def test_the_hub_reconnects_after_losing_its_listen_connection_and_misses_nothing(
+    two_instances: tuple[str, str], write_token: str, db_dsn: str
+) -> None:
+    a, b = two_instances
+    await _catalog(a, _auth(write_token))
+    sse = await SseClient(f"{b}/v1/stream/entries", _auth(write_token)).start()
+    admin = await connect(db_dsn)
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'sitrep-live'"
+        )
+        assert killed == 2  # one LISTEN connection per instance
+        async with httpx.AsyncClient(base_url=a, headers=_auth(write_token)) as client:
+            for n in range(5):  # committed while neither hub is listening
+                assert (await client.post("/v1/entries", json=_entry(n))).status_code == 201
+        got = await sse.wait_for(5, 5.0)
+        assert [e.data["headline"] for e in got] == [f"Update {n}" for n in range(5)]
+        listening = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sitrep-live'"
+        )
+        assert listening == 2
+    finally:
+        await admin.close()
+        await sse.stop()
+
+
+async def test_a_slow_subscriber_is_cut_off_without_slowing_the_others(db_dsn: str) -> None:
+    pool = await create_pool(db_dsn, min_size=1, max_size=4)
+    hub = Hub(db_dsn, pool, queue_size=1000, poll_interval=0.5)
+    await hub.start()
+    conn = await connect(db_dsn)
+    try:
+        await writes.create_blog(
+            conn,
+            writes.BlogCreate(slug="day-1", title="Day 1", published_at=datetime.fromisoformat("2023-09-13T00:00Z")),
+        )
+        fast_seen: list[int] = []
+
+        async def fast() -> None:
+            async for change in follow(hub, EntryFilter(), None, 0.2):
+                if change is not None:
+                    fast_seen.append(change.id)
+                    if len(fast_seen) == 20:
+                        return
+
+        slow, _ = hub.subscribe(EntryFilter(), maxsize=5)  # never reads
+        reader = asyncio.create_task(fast())
+        await asyncio.sleep(0.05)
+        for n in range(20):
+            await writes.create_entry(
+                conn,
+                writes.EntryCreate(
+                    blog="day-1", published_at=datetime.fromisoformat("2023-09-13T10:00Z"), headline=f"E{n}", actors=[]
+                ),
+            )
+        await asyncio.wait_for(reader, 5)
+        assert len(fast_seen) == 20
+        assert slow.overflowed
+        assert slow.closed
+        assert slow not in hub._subscribers
+    finally:
+        await conn.close()
+        await hub.aclose()
+        await pool.close()
