@@ -13,11 +13,13 @@ from litestar.response import Response
 from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespan
 from api.caching import HttpCachingMiddleware
 from api.controllers.changes import list_changes
+from api.controllers import entries as entries_routes
 from api.controllers.keys import KeysController
 from api.controllers.stream import stream_entries
 from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
+from api.errors import exception_handlers
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
@@ -68,12 +70,13 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             KeysController,
             usage,
             *write_routes,
+            *entries_routes.route_handlers,  # after WritesController: see api/controllers/entries.py
             list_changes,
             stream_entries,
             *graphql_routes(),
         ],
         lifespan=[lifespan, auth_lifespan(settings, dsn), live_lifespan(dsn)],
-        exception_handlers={AuthError: auth_error_handler},
+        exception_handlers={**exception_handlers(), AuthError: auth_error_handler},
         state=State({"settings": settings}),
         openapi_config=openapi_config(),
         plugins=[MetricsPlugin(), DocsPlugin()],

@@ -1,0 +1,29 @@
+"""A pooled connection per request, as a Litestar dependency (`NamedDependency[Connection]`).
+
+An unreachable database fails fast: acquiring waits at most ACQUIRE_TIMEOUT seconds, then the
+request is a 503 with Retry-After (api.errors), never a hang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import asyncpg
+from litestar import Request
+
+from db.errors import Unavailable
+
+ACQUIRE_TIMEOUT = 2.0
+
+
+async def provide_connection(request: Request[Any, Any, Any]) -> AsyncIterator[asyncpg.Connection]:
+    pool: asyncpg.Pool = request.app.state.pool
+    try:
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
+    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+        raise Unavailable(f"the database cannot be reached ({type(exc).__name__}); retry shortly") from exc
+    try:
+        yield cast(asyncpg.Connection, conn)  # a pool proxy: same interface
+    finally:
+        await pool.release(conn)

@@ -1,0 +1,94 @@
+"""GET /v1/entries and /v1/entries/{id}: entries with their blog, actors, locations, sources and media.
+
+Plain handlers rather than a Controller: Litestar (2.25) cannot merge two Controllers' handlers
+on one path (the writes controller POSTs to /v1/entries), but merges plain handlers
+registered after it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import PathParameter
+from litestar.response import Response
+
+from api import params as p
+from api.connection import provide_connection
+from api.controllers.listing import PageInfo, cursors, list_response, page_info
+from db import entries
+from db.entries import SORT_KEY_TYPE
+from db.rows import Entry
+
+Conn = NamedDependency[asyncpg.Connection]
+DEPENDENCIES = {"conn": Provide(provide_connection)}
+TAGS = ["entries"]
+
+
+class EntryList(msgspec.Struct):
+    data: list[Entry]
+    page: PageInfo
+
+
+@get(
+    "/v1/entries",
+    operation_id="listEntries",
+    tags=TAGS,
+    dependencies=DEPENDENCIES,
+    summary="List entries, newest first, under the entry filters",
+    description=(
+        "Entries with their blog, actors (with role), locations, sources and media. Filters combine with AND;"
+        " repeating one parameter ORs its values. Pages are keyset-based: follow `page.next_cursor`"
+        ' (or the `Link: rel="next"` header) with the same filters and sort.'
+    ),
+)
+async def list_entries(
+    request: Request[Any, Any, Any],
+    conn: Conn,
+    blog: p.BlogParam = None,
+    actor: p.ActorParam = None,
+    actor_match: p.ActorMatchParam = None,
+    location: p.LocationParam = None,
+    source: p.SourceParam = None,
+    since: p.SinceParam = None,
+    until: p.UntilParam = None,
+    updated_since: p.UpdatedSinceParam = None,
+    q: p.EntryQParam = None,
+    kind: p.EntryKindParam = None,
+    bbox: p.BBoxParam = None,
+    sort: p.EntrySortParam = None,
+    limit: p.LimitParam = None,
+    cursor: p.CursorParam = None,
+    count: p.CountParam = None,
+) -> Response[EntryList]:
+    query = p.Query(request)
+    flt, order = query.entry_filter(), query.entry_sort()
+    page = query.page(cursors(request), sort=order, filter=flt, value_type=SORT_KEY_TYPE)
+    query.done()
+    found = await entries.list_entries(conn, flt, order, page)
+    data = await entries.with_relations(conn, found.rows)
+    info = page_info(request, found, page.limit, sort=order, filter=flt)
+    return list_response(request, EntryList(data=data, page=info), info)
+
+
+@get(
+    "/v1/entries/{entry_id:int}",
+    operation_id="getEntry",
+    tags=TAGS,
+    dependencies=DEPENDENCIES,
+    summary="One entry by id",
+    description="The entry with its blog, actors (with role), locations, sources and media; 404 if there is none.",
+)
+async def get_entry(
+    request: Request[Any, Any, Any],
+    conn: Conn,
+    entry_id: Annotated[int, PathParameter(description="The entry's id.", examples=[p.Example(value=1234)])],
+) -> Entry:
+    p.Query(request).done()
+    return await entries.get_entry(conn, entry_id)
+
+
+route_handlers = [list_entries, get_entry]

@@ -1,0 +1,128 @@
+"""The one table that turns failures into RFC 9457 problem details (application/problem+json).
+
+Domain errors from the data layer, bad query parameters, Litestar's own HTTP errors and an
+unreachable database each become a problem with `type`, `title`, `status`, `detail` and, for
+bad parameters, `errors: [{"name", "reason"}]`. Anything else is logged and answered with a
+generic 500 problem: never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from db.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+
+log = logging.getLogger("sitrep.api")
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"
+
+# domain error -> HTTP status (the first matching class wins)
+STATUS: list[tuple[type[DomainError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 400),
+    (Unavailable, 503),
+]
+
+# failures that mean "the database is down or too slow right now": 503, retry later
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: statement_timeout, shutdown
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+class ParamError(Exception):
+    """One or more bad query parameters, each named with its reason."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{n}: {r}" for n, r in errors))
+        self.errors = errors
+
+
+def problem(
+    status: int,
+    detail: str,
+    errors: list[tuple[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = Problem(
+        type="about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        errors=[{"name": n, "reason": r} for n, r in errors] if errors else None,
+    )
+    if status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS, **(headers or {})}
+    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_problem(exc: DomainError) -> Response[bytes]:
+    status = next((s for cls, s in STATUS if isinstance(exc, cls)), 400)
+    return problem(status, exc.detail, [(exc.field, exc.detail)] if exc.field and status != 503 else None)
+
+
+def _domain(_: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return domain_problem(exc)
+
+
+def _params(_: Request[Any, Any, Any], exc: ParamError) -> Response[bytes]:
+    names = ", ".join(dict.fromkeys(n for n, _ in exc.errors))
+    return problem(400, f"bad query parameters: {names}", exc.errors)
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    # Litestar's own parameter validation: extra is [{"key", "message", "source"}]
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [(str(e.get("key", "")), str(e.get("message", "invalid"))) for e in extra if isinstance(e, dict)]
+    return problem(400, "bad request: " + (", ".join(n for n, _ in errors) or str(exc.detail)), errors or None)
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return problem(503, "the database is unavailable; retry shortly")
+
+
+def _anything(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "an unexpected error occurred; it has been logged")
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    """For Litestar(exception_handlers=...): the most specific class wins."""
+    handlers: ExceptionHandlersMap = {
+        DomainError: _domain,
+        ParamError: _params,
+        ValidationException: _validation,
+        HTTPException: _http,
+        Exception: _anything,
+    }
+    for cls in UNAVAILABLE:
+        handlers[cls] = _unavailable
+    return handlers
