@@ -10,8 +10,6 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
-from api.settings import Settings
 from db.page import Cursors
 from schema.context import Db, GraphContext
 from schema.execute import Outcome, execute
@@ -100,5 +98,8 @@ def gql(conn: asyncpg.Connection) -> Runner:
 
 @pytest.fixture
 async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    from api.app import create_app  # the whole app: imported only by the tests that need it
+    from api.settings import Settings
+
     async with AsyncTestClient(create_app(Settings(secret=SECRET), db_dsn)) as client:
         yield client
