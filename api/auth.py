@@ -40,7 +40,7 @@ from litestar.response import Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import cors
-from api.ratelimit import Limiter, RateDecision, charge
+from api.ratelimit import Limiter, RateDecision, charge, charge_after
 from api.settings import Settings
 from db import keys as keydb
 from db.pool import connect
@@ -336,6 +336,8 @@ class AuthServices:
         if parsed is None:
             raise Unauthenticated("malformed API key: expected sk_<id>_<secret>")
         key_id, secret = parsed
+        if not self.pepper:  # settings built without a secret (never from the environment)
+            raise Unauthenticated("unknown API key")
         stored = await self.keyring.lookup(key_id)
         if stored is None or not keydb.secret_matches(self.pepper, key_id, secret, stored.secret_hash):
             raise Unauthenticated("unknown API key")
@@ -501,6 +503,7 @@ class AuthMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                await charge_after(services.limiter, caller, state)
                 current: RateDecision = state.get("rate", decision)
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 added = [

@@ -6,11 +6,14 @@ number per bucket (the "theoretical arrival time", GCRA) and the script reads Re
 clock, so every instance charges the same bucket atomically whatever their clocks say.
 
 Costs: every HTTP request costs 1, charged by the auth middleware before the app sees it.
-GraphQL adds its estimated query cost on top: the resolver layer calls
-`charge_connection(connection, cost)`, which charges `cost - 1` more (the middleware's 1
-counts toward it) and records the decision so the response headers show it. A cost above the
-key's whole rate is charged as the whole rate (it then runs at most once a minute, rather
-than never).
+A GraphQL request costs its estimated query cost (the middleware's 1 counts toward it). The
+GraphQL layer either calls `charge_connection(connection, cost)` before running the query
+(which charges `cost - 1` more, and on `allowed=False` it answers RATE_LIMITED), or only sets
+`request.state.graphql_cost`: then the middleware charges the rest when the response starts,
+taking what is left of the bucket if the cost does not fit, so the caller's next requests
+pay for it. Either way the response headers show the bucket after the charge. A cost above
+the key's whole rate is charged as the whole rate (it then runs at most once a minute,
+rather than never).
 
 Without REDIS_URL (one instance) the same algorithm runs in process. When Redis goes away
 mid-run the limiter neither lets everything through nor fails requests: it switches to the
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sitrep.ratelimit")
 
 PERIOD_SECONDS = 60
+# request.state keys: the GraphQL layer's cost estimate, and whether it has been charged
+GRAPHQL_COST = "graphql_cost"
+COST_CHARGED = "cost_charged"
 _PERIOD_US = PERIOD_SECONDS * 1_000_000
 _PEER_WINDOW = 30.0
 _HEARTBEAT = 10.0
@@ -55,7 +61,8 @@ REDIS_ERRORS = Counter(
 )
 DEGRADED = Gauge("sitrep_ratelimit_degraded", "1 while the rate limiter runs in process because Redis is unreachable")
 
-# KEYS[1] bucket; ARGV[1] rate a minute; ARGV[2] cost (1..rate). Times in microseconds.
+# KEYS[1] bucket; ARGV[1] rate a minute; ARGV[2] cost (1..rate); ARGV[3] 1 to drain: charge what is
+# left when the cost does not fit (a cost known only after the work was done). Times in microseconds.
 # Returns {allowed, remaining, microseconds until full, microseconds until allowed}.
 _GCRA = """
 local rate = tonumber(ARGV[1])
@@ -68,7 +75,10 @@ local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local new_tat = tat + interval * cost
 if new_tat - period > now then
-  return {0, math.floor((now + period - tat) / interval), math.ceil(tat - now), math.ceil(new_tat - period - now)}
+  if ARGV[3] ~= '1' then
+    return {0, math.floor((now + period - tat) / interval), math.ceil(tat - now), math.ceil(new_tat - period - now)}
+  end
+  new_tat = now + period
 end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
 return {1, math.floor((now + period - new_tat) / interval), math.ceil(new_tat - now), 0}
@@ -110,14 +120,20 @@ class LocalLimiter:
         self._tat: dict[str, float] = {}
         self._max = max_buckets
 
-    def charge(self, bucket: str, rate: int, cost: int, *, limit: int | None = None) -> RateDecision:
+    def charge(
+        self, bucket: str, rate: int, cost: int, *, limit: int | None = None, drain: bool = False
+    ) -> RateDecision:
         now = time.monotonic() * 1_000_000
         interval = _PERIOD_US / rate
         tat = max(self._tat.get(bucket, now), now)
         new_tat = tat + interval * cost
         shown = rate if limit is None else limit
         if new_tat - _PERIOD_US > now:
-            return _decision(False, shown, (now + _PERIOD_US - tat) / interval, tat - now, new_tat - _PERIOD_US - now)
+            if not drain:
+                return _decision(
+                    False, shown, (now + _PERIOD_US - tat) / interval, tat - now, new_tat - _PERIOD_US - now
+                )
+            new_tat = now + _PERIOD_US
         if len(self._tat) >= self._max:
             self._tat = {b: t for b, t in self._tat.items() if t > now}
         self._tat[bucket] = new_tat
@@ -171,20 +187,21 @@ class Limiter:
                 await self._redis.zrem(self.prefix + "instances", self._instance)
             await self._redis.aclose()
 
-    async def charge(self, bucket: str, rate: int, cost: int) -> RateDecision:
+    async def charge(self, bucket: str, rate: int, cost: int, *, drain: bool = False) -> RateDecision:
+        """Charge `cost` (at least 1, at most the rate); with `drain`, take what is left if it does not fit."""
         cost = max(1, min(cost, rate))
         if self.mode == "redis" and self._script is not None:
             try:
                 allowed, remaining, full_us, wait_us = await self._script(
-                    keys=[self.prefix + "rl:" + bucket], args=[rate, cost]
+                    keys=[self.prefix + "rl:" + bucket], args=[rate, cost, 1 if drain else 0]
                 )
                 return _decision(bool(allowed), rate, remaining, full_us, wait_us)
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
         if self.mode == "degraded":
             share = max(1, math.ceil(rate / self.peers))
-            return self.local.charge(bucket, share, min(cost, share), limit=share)
-        return self.local.charge(bucket, rate, cost)
+            return self.local.charge(bucket, share, min(cost, share), limit=share, drain=drain)
+        return self.local.charge(bucket, rate, cost, drain=drain)
 
     # --- Redis health ----------------------------------------------------------------------
 
@@ -251,9 +268,9 @@ def bucket_of(caller: Caller) -> str:
     return f"k:{caller.key_id}" if caller.key_id else f"a:{caller.client}"
 
 
-async def charge(limiter: Limiter, caller: Caller, cost: int) -> RateDecision:
+async def charge(limiter: Limiter, caller: Caller, cost: int, *, drain: bool = False) -> RateDecision:
     """Charge `cost` to the caller's bucket (the key's, or the client address's when anonymous)."""
-    return await limiter.charge(bucket_of(caller), caller.rate, cost)
+    return await limiter.charge(bucket_of(caller), caller.rate, cost, drain=drain)
 
 
 async def charge_connection(connection: ASGIConnection[Any, Any, Any, Any], cost: int) -> RateDecision:
@@ -266,9 +283,23 @@ async def charge_connection(connection: ASGIConnection[Any, Any, Any, Any], cost
 
     state = connection.scope["state"]
     previous: RateDecision | None = state.get("rate")
+    state[COST_CHARGED] = True
     if cost <= 1 and previous is not None:
         return previous
     caller = caller_of(connection)
     decision = await charge(services_of(connection).limiter, caller, cost - 1 if previous is not None else cost)
     state["rate"] = decision
     return decision
+
+
+async def charge_after(limiter: Limiter, caller: Caller, state: dict[str, Any]) -> None:
+    """The middleware's call when a response starts: charge a GraphQL cost nobody charged beforehand.
+
+    The work is done, so this cannot refuse it: it takes the cost, or what is left of the bucket,
+    so that the caller's next requests pay for it.
+    """
+    cost = state.get(GRAPHQL_COST)
+    if not isinstance(cost, int) or cost <= 1 or state.get(COST_CHARGED):
+        return
+    state[COST_CHARGED] = True
+    state["rate"] = await charge(limiter, caller, cost - 1, drain=True)

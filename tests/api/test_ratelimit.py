@@ -247,3 +247,38 @@ async def test_the_api_keeps_answering_and_limiting_while_redis_is_down(
         assert refused.status_code == 429
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.json()["status"] == 429
+
+
+async def test_a_cost_known_only_afterwards_drains_what_is_left(limiter: Limiter) -> None:
+    caller = key_caller(10, "drainkey0001")
+    assert (await charge(limiter, caller, 8)).remaining == 2
+    drained = await charge(limiter, caller, 5, drain=True)
+    assert (drained.allowed, drained.remaining) == (True, 0)
+    assert not (await charge(limiter, caller, 1)).allowed
+    local = Limiter(None)
+    assert (await charge(local, caller, 9)).remaining == 1
+    assert (await charge(local, caller, 4, drain=True)).remaining == 0
+    assert not (await charge(local, caller, 1)).allowed
+
+
+async def test_graphql_requests_are_charged_their_estimated_cost(
+    db_dsn: str, conn: asyncpg.Connection, prefix: str
+) -> None:
+    _, token = await keydb.create_key(conn, PEPPER, name="gql", scopes=["read"], rate=1000)
+    settings = Settings(secret=PEPPER, redis_url=REDIS_URL, redis_prefix=prefix)
+    headers = {"X-API-Key": token}
+    async with AsyncTestClient(create_app(settings, db_dsn)) as client:
+        cheap = await client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)
+        assert cheap.status_code == 200, cheap.text
+        after_cheap = int(cheap.headers["ratelimit-remaining"])
+        assert after_cheap == 999
+        costly = await client.post(
+            "/graphql",
+            json={"query": "{ entries(first: 20) { nodes { headline } } }"},
+            headers=headers,
+        )
+        assert costly.status_code == 200, costly.text
+        after_costly = int(costly.headers["ratelimit-remaining"])
+        assert 0 < after_costly < after_cheap - 1  # more than one unit for a list of twenty
+        rest = await client.get("/v1/usage", headers=headers)
+        assert int(rest.headers["ratelimit-remaining"]) == after_costly - 1
