@@ -22,10 +22,11 @@ WebSockets: browsers cannot set headers on them, so the socket's key comes in th
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -38,6 +39,9 @@ from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from api import cors
 from api.ratelimit import Limiter, RateDecision, charge, charge_after
@@ -319,6 +323,7 @@ class AuthServices:
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, dsn: str) -> None:
         self.settings = settings
+        self.refused: collections.Counter[int] = collections.Counter()  # status -> requests
         self.pepper = settings.key_pepper or settings.secret
         self.keyring = Keyring(pool, dsn, self.pepper)
         self.limiter = Limiter(settings.redis_url, settings.redis_prefix)
@@ -383,6 +388,51 @@ class AuthServices:
         await self.keyring.aclose()
 
 
+class AuthCollector(Collector):
+    """Prometheus view of the middleware: refusals, limiter mode, key cache state (never a key)."""
+
+    def __init__(self, services: AuthServices) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        services = self.services
+        refused = CounterMetricFamily(
+            "sitrep_auth_refused", "Requests refused before reaching a route, by status", labels=["status"]
+        )
+        for status, count in sorted(services.refused.items()):
+            refused.add_metric([str(status)], count)
+        yield refused
+        yield CounterMetricFamily(
+            "sitrep_ratelimit_redis_errors",
+            "Rate-limit calls to Redis that failed",
+            value=services.limiter.redis_errors,
+        )
+        yield GaugeMetricFamily(
+            "sitrep_ratelimit_degraded",
+            "1 while Redis is unreachable and this instance limits in process at its share",
+            value=1 if services.limiter.mode == "degraded" else 0,
+        )
+        yield GaugeMetricFamily(
+            "sitrep_ratelimit_instances",
+            "Instances sharing the rate limits (seen in Redis)",
+            value=services.limiter.peers,
+        )
+        yield GaugeMetricFamily(
+            "sitrep_key_cache_listening",
+            "1 while key changes are heard (LISTEN), so key lookups may be cached",
+            value=1 if services.keyring.listening else 0,
+        )
+
+
+def _metrics_registry(app: Litestar) -> CollectorRegistry | None:
+    from api.metrics import MetricsPlugin
+
+    try:
+        return app.plugins.get(MetricsPlugin).metrics.registry
+    except KeyError:
+        return None
+
+
 def auth_lifespan(settings: Settings, dsn: str) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
     """A lifespan hook (after the pool's) that starts the key cache, the limiter and the usage counters."""
 
@@ -391,9 +441,15 @@ def auth_lifespan(settings: Settings, dsn: str) -> Callable[[Litestar], contextl
         services = AuthServices(settings, app.state.pool, dsn)
         await services.start()
         app.state.auth = services
+        registry = _metrics_registry(app)
+        collector = AuthCollector(services)
+        if registry is not None:
+            registry.register(collector)
         try:
             yield
         finally:
+            if registry is not None:
+                registry.unregister(collector)
             await services.aclose()
 
     return lifespan
@@ -463,6 +519,7 @@ class AuthMiddleware:
                 )
                 await _emit(send, {"type": "http.response.body", "body": b""})
             else:
+                services.refused[403] += 1
                 await _send_problem(send, 403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
             return
 
@@ -477,9 +534,11 @@ class AuthMiddleware:
                     raise Unauthenticated("writing needs an API key with the 'write' scope", invalid_token=False)
             check_origin(caller, origin)
         except AuthError as exc:
+            services.refused[exc.status_code] += 1
             await _send_problem(send, exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            services.refused[503] += 1
             await _send_problem(
                 send, 503, "Service Unavailable", "cannot check the API key: the database is unreachable",
                 {"Retry-After": "5"}, cors_out,
@@ -494,6 +553,7 @@ class AuthMiddleware:
         state["caller"] = caller
         state["rate"] = decision
         if not decision.allowed:
+            services.refused[429] += 1
             await _send_problem(
                 send, 429, "Too Many Requests",
                 f"over the rate of {decision.limit} requests a minute; retry in {decision.retry_after} s",

@@ -19,7 +19,7 @@ Without REDIS_URL (one instance) the same algorithm runs in process. When Redis 
 mid-run the limiter neither lets everything through nor fails requests: it switches to the
 in-process limiter at this instance's share of each rate (the rate divided by the number of
 instances that announced themselves in Redis during the last 30 seconds, rounded up), logs a
-warning, counts `sitrep_ratelimit_redis_errors_total` and sets `sitrep_ratelimit_degraded` to 1,
+warning, counts `sitrep_ratelimit_redis_errors_total` and sets `sitrep_ratelimit_degraded` to 1 (see /metrics),
 and probes Redis with exponential backoff (0.25 s doubling to 5 s); when Redis answers again
 it goes back to the shared buckets (which kept their state).
 """
@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import redis.asyncio as aioredis
-from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
@@ -55,11 +54,6 @@ _PEER_WINDOW = 30.0
 _HEARTBEAT = 10.0
 _BACKOFF_START = 0.25
 _BACKOFF_MAX = 5.0
-
-REDIS_ERRORS = Counter(
-    "sitrep_ratelimit_redis_errors_total", "Rate-limit calls to Redis that failed (the in-process limiter answered)"
-)
-DEGRADED = Gauge("sitrep_ratelimit_degraded", "1 while the rate limiter runs in process because Redis is unreachable")
 
 # KEYS[1] bucket; ARGV[1] rate a minute; ARGV[2] cost (1..rate); ARGV[3] 1 to drain: charge what is
 # left when the cost does not fit (a cost known only after the work was done). Times in microseconds.
@@ -156,6 +150,7 @@ class Limiter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.Task[None] | None = None
         self.mode: Mode = "local"
+        self.redis_errors = 0
         if redis_url:
             self._redis = aioredis.Redis.from_url(
                 redis_url,
@@ -206,11 +201,10 @@ class Limiter:
     # --- Redis health ----------------------------------------------------------------------
 
     def _degrade(self, exc: BaseException) -> None:
-        REDIS_ERRORS.inc()
+        self.redis_errors += 1
         if self.mode != "redis":
             return
         self.mode = "degraded"
-        DEGRADED.set(1)
         log.warning(
             "rate limiter: Redis unreachable (%s); limiting in process at 1/%d of each rate until it returns",
             type(exc).__name__,
@@ -226,11 +220,10 @@ class Limiter:
             try:
                 await self._redis.ping()
             except (RedisError, OSError):
-                REDIS_ERRORS.inc()
+                self.redis_errors += 1
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             self.mode = "redis"
-            DEGRADED.set(0)
             log.warning("rate limiter: Redis is back; shared limits restored")
             return
 

@@ -331,3 +331,19 @@ async def test_expiry_is_checked_on_each_request_not_only_when_cached(
     assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 200
     await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
     assert_problem(await client.get("/v1/usage", headers={"X-API-Key": token}), 401)
+
+
+async def test_refusals_are_counted_in_metrics_without_any_key(db_dsn: str, conn: asyncpg.Connection) -> None:
+    token = await make_key(conn, "read", rate=1)
+    async with AsyncTestClient(create_app(settings(), db_dsn)) as client:
+        wrong = f"sk_{key_id_of(token)}_{'Z' * 40}"
+        assert (await client.get("/v1/usage", headers={"X-API-Key": wrong})).status_code == 401
+        assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 200
+        assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 429
+        metrics = (await client.get("/metrics")).text
+    assert 'sitrep_auth_refused_total{status="401"} 1.0' in metrics
+    assert 'sitrep_auth_refused_total{status="429"} 1.0' in metrics
+    assert "sitrep_ratelimit_degraded 0.0" in metrics
+    assert "sitrep_key_cache_listening 1.0" in metrics
+    assert key_id_of(token) not in metrics
+    assert token.rsplit("_", 1)[1] not in metrics
