@@ -101,7 +101,7 @@ class EmbedInput:
 
 @strawberry.input
 class MediaInput:
-    kind: MediaKind = UNSET
+    kind: MediaKind | None = UNSET
     url: str | None = UNSET
     caption: str | None = UNSET
     credit: str | None = UNSET
@@ -112,7 +112,7 @@ class MediaInput:
 @strawberry.input
 class EntryActorInput:
     actor: str = strawberry.field(description="A global id, database id or slug.")
-    role: ActorRole = UNSET
+    role: ActorRole | None = UNSET
 
 
 @strawberry.input(description="Links not given are found in the text by the importer's linker.")
@@ -120,9 +120,9 @@ class CreateEntryInput:
     blog: str
     published_at: dt.datetime
     headline: str
-    body: list[str] = UNSET
-    kind: EntryKind = UNSET
-    media: list[MediaInput] = UNSET
+    body: list[str] | None = UNSET
+    kind: EntryKind | None = UNSET
+    media: list[MediaInput] | None = UNSET
     actors: list[EntryActorInput] | None = UNSET
     locations: list[str] | None = UNSET
     sources: list[str] | None = UNSET
@@ -130,15 +130,15 @@ class CreateEntryInput:
 
 @strawberry.input(description="Only the fields given change; given link lists and media replace the old ones.")
 class UpdateEntryInput:
-    blog: str = UNSET
-    published_at: dt.datetime = UNSET
-    headline: str = UNSET
-    body: list[str] = UNSET
-    kind: EntryKind = UNSET
-    media: list[MediaInput] = UNSET
-    actors: list[EntryActorInput] = UNSET
-    locations: list[str] = UNSET
-    sources: list[str] = UNSET
+    blog: str | None = UNSET
+    published_at: dt.datetime | None = UNSET
+    headline: str | None = UNSET
+    body: list[str] | None = UNSET
+    kind: EntryKind | None = UNSET
+    media: list[MediaInput] | None = UNSET
+    actors: list[EntryActorInput] | None = UNSET
+    locations: list[str] | None = UNSET
+    sources: list[str] | None = UNSET
 
 
 def _actor_links(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,9 +159,9 @@ class CreateBlogInput:
     title: str
     published_at: dt.datetime
     standfirst: str | None = UNSET
-    status: BlogStatus = UNSET
-    authors: list[str] = UNSET
-    summary: list[str] = UNSET
+    status: BlogStatus | None = UNSET
+    authors: list[str] | None = UNSET
+    summary: list[str] | None = UNSET
     source_url: str | None = UNSET
 
 
@@ -170,17 +170,17 @@ class CreateActorInput:
     slug: str
     name: str
     kind: ActorKind
-    aliases: list[str] = UNSET
+    aliases: list[str] | None = UNSET
     country: str | None = UNSET
     description: str | None = UNSET
 
 
 @strawberry.input
 class UpdateActorInput:
-    slug: str = UNSET
-    name: str = UNSET
-    kind: ActorKind = UNSET
-    aliases: list[str] = UNSET
+    slug: str | None = UNSET
+    name: str | None = UNSET
+    kind: ActorKind | None = UNSET
+    aliases: list[str] | None = UNSET
     country: str | None = UNSET
     description: str | None = UNSET
 
@@ -193,20 +193,20 @@ class CreateLocationInput:
     latitude: float
     longitude: float
     parent: str | None = UNSET
-    aliases: list[str] = UNSET
+    aliases: list[str] | None = UNSET
     country: str | None = UNSET
     description: str | None = UNSET
 
 
 @strawberry.input
 class UpdateLocationInput:
-    slug: str = UNSET
-    name: str = UNSET
-    kind: LocationKind = UNSET
-    latitude: float = UNSET
-    longitude: float = UNSET
+    slug: str | None = UNSET
+    name: str | None = UNSET
+    kind: LocationKind | None = UNSET
+    latitude: float | None = UNSET
+    longitude: float | None = UNSET
     parent: str | None = UNSET
-    aliases: list[str] = UNSET
+    aliases: list[str] | None = UNSET
     country: str | None = UNSET
     description: str | None = UNSET
 
@@ -220,17 +220,17 @@ class CreateSourceInput:
     name: str
     kind: SourceKind
     url: str | None = UNSET
-    aliases: list[str] = UNSET
+    aliases: list[str] | None = UNSET
     description: str | None = UNSET
 
 
 @strawberry.input
 class UpdateSourceInput:
-    slug: str = UNSET
-    name: str = UNSET
-    kind: SourceKind = UNSET
+    slug: str | None = UNSET
+    name: str | None = UNSET
+    kind: SourceKind | None = UNSET
     url: str | None = UNSET
-    aliases: list[str] = UNSET
+    aliases: list[str] | None = UNSET
     description: str | None = UNSET
 
 

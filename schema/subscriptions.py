@@ -1,0 +1,234 @@
+"""Subscriptions over WebSocket (`graphql-transport-ws`), driven by the instance's live hub.
+
+`entryPublished(filter:)` and `entryUpdated(filter:)` yield entries as their changes
+commit, on every instance (api/live.py: LISTEN plus the change log). The socket speaks the
+graphql-transport-ws protocol itself (connection_init/ack, ping/pong, subscribe/next/
+error/complete), so the caller comes from the `connection_init` payload (`Authorization:
+Bearer …`, `X-API-Key` or `apiKey`) or, failing that, from the upgrade request's headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+import strawberry
+from graphql import GraphQLError
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+from strawberry.types import Info
+from strawberry.types.execution import PreExecutionError
+
+from api.auth import AuthError, authenticate_token
+from api.live import Hub, follow
+from db import rows
+from db.filters import EntryFilter
+from db.page import Cursors
+from schema.context import Db, GraphContext
+from schema.errors import error_dict
+from schema.inputs import EntryFilterInput
+from schema.types import Entry
+
+PROTOCOL = "graphql-transport-ws"
+INIT_TIMEOUT = 10.0
+IDLE = 30.0
+
+
+def _ctx(info: Info) -> GraphContext:
+    return info.context  # type: ignore[no-any-return]
+
+
+def _entry(data: dict[str, Any]) -> Entry:
+    doc = msgspec.convert(data, rows.Entry)
+    return Entry.from_row(
+        rows.EntryRow(
+            id=doc.id,
+            blog_id=doc.blog.id,
+            published_at=doc.published_at,
+            updated_at=doc.updated_at,
+            created_at=doc.created_at,
+            kind=doc.kind,
+            headline=doc.headline,
+            body=doc.body,
+        )
+    )
+
+
+async def _entries(info: Info, filter: EntryFilterInput | None, op: str) -> AsyncGenerator[Entry, None]:
+    ctx = _ctx(info)
+    hub: Hub = ctx.request.app.state.live
+    wanted = filter.to_filter() if filter is not None else EntryFilter()
+    async with hub.pool.acquire() as conn:
+        resolved = await hub.resolve(cast(asyncpg.Connection, conn), wanted)
+    async for change in follow(hub, resolved, None, IDLE):
+        if change is None or change.op != op or change.data is None:
+            continue
+        # a fresh view per event: loaders must not answer an updated entry from an older one
+        ctx._loaders.clear()
+        yield _entry(change.data)
+        await ctx.db.release()  # the event's fields are resolved: give the connection back
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Each new entry matching the filter, as it is published.")
+    async def entry_published(self, info: Info, filter: EntryFilterInput | None = None) -> AsyncGenerator[Entry, None]:
+        async for entry in _entries(info, filter, "create"):
+            yield entry
+
+    @strawberry.subscription(description="Each change to an entry matching the filter, as it commits.")
+    async def entry_updated(self, info: Info, filter: EntryFilterInput | None = None) -> AsyncGenerator[Entry, None]:
+        async for entry in _entries(info, filter, "update"):
+            yield entry
+
+
+# ---- the socket ---------------------------------------------------------------------------------
+
+
+def _token(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    for name in ("Authorization", "authorization"):
+        value = payload.get(name)
+        if isinstance(value, str) and value.strip():
+            scheme, _, rest = value.strip().partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" else value.strip()
+    for name in ("X-API-Key", "x-api-key", "apiKey", "api_key", "token"):
+        value = payload.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+class _Session:
+    def __init__(self, socket: WebSocket[Any, Any, Any], caller: Any) -> None:
+        self.socket = socket
+        self.caller = caller
+        self.operations: dict[str, asyncio.Task[None]] = {}
+        self.send_lock = asyncio.Lock()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.socket.send_data(msgspec.json.encode(message).decode())
+
+    async def run(self, op_id: str, payload: dict[str, Any]) -> None:
+        from schema import build
+
+        app = self.socket.app
+        ctx = GraphContext(
+            Db(pool=app.state.pool), Cursors(app.state.settings.secret), caller=self.caller, request=self.socket
+        )
+        try:
+            result = await build().subscribe(
+                payload.get("query"),
+                variable_values=payload.get("variables"),
+                context_value=ctx,
+                operation_name=payload.get("operationName"),
+            )
+            async for item in result:
+                if isinstance(item, PreExecutionError):
+                    await self.send(
+                        {"id": op_id, "type": "error", "payload": [error_dict(e) for e in item.errors or []]}
+                    )
+                    return
+                body: dict[str, Any] = {"data": item.data}
+                if item.errors:
+                    body["errors"] = [error_dict(e) for e in item.errors]
+                await self.send({"id": op_id, "type": "next", "payload": body})
+            await self.send({"id": op_id, "type": "complete"})
+        except asyncio.CancelledError:
+            raise
+        except GraphQLError as exc:
+            await self.send({"id": op_id, "type": "error", "payload": [error_dict(exc)]})
+        except Exception as exc:  # a resolver's failure before its first event
+            error = GraphQLError(str(exc), original_error=exc)
+            await self.send({"id": op_id, "type": "error", "payload": [error_dict(error)]})
+        finally:
+            self.operations.pop(op_id, None)
+            await ctx.db.release()
+
+    def cancel_all(self) -> None:
+        for task in self.operations.values():
+            task.cancel()
+
+
+async def _init(socket: WebSocket[Any, Any, Any]) -> Any | None:
+    """Wait for connection_init; the caller, or None after closing the socket."""
+    try:
+        first = msgspec.json.decode(await asyncio.wait_for(socket.receive_data("text"), INIT_TIMEOUT))
+    except TimeoutError:
+        await socket.close(4408, "Connection initialisation timeout")
+        return None
+    except msgspec.DecodeError:
+        await socket.close(4400, "Invalid message")
+        return None
+    if not isinstance(first, dict) or first.get("type") != "connection_init":
+        await socket.close(4401, "Unauthorized")
+        return None
+    caller = socket.scope.get("state", {}).get("caller")
+    token = _token(first.get("payload"))
+    if token is not None:
+        origin = dict(socket.headers).get("origin")
+        try:
+            caller = await authenticate_token(socket.app.state, token, caller.client if caller else "", origin)
+        except AuthError as exc:
+            await socket.close(4403 if exc.status_code == 403 else 4401, exc.detail[:120])
+            return None
+    if caller is None or (socket.app.state.settings.require_key and caller.anonymous):
+        await socket.close(4401, "Unauthorized: this server needs an API key")
+        return None
+    return caller
+
+
+@websocket("/graphql", name="graphql-ws")
+async def websocket_handler(socket: WebSocket[Any, Any, Any]) -> None:
+    if PROTOCOL not in (socket.scope.get("subprotocols") or []):
+        await socket.close(4406, f"Subprotocol not acceptable: use {PROTOCOL}")
+        return
+    await socket.accept(subprotocols=PROTOCOL)
+    caller = await _init(socket)
+    if caller is None:
+        return
+    session = _Session(socket, caller)
+    await session.send({"type": "connection_ack"})
+    try:
+        while True:
+            try:
+                message = msgspec.json.decode(await socket.receive_data("text"))
+            except msgspec.DecodeError:
+                await socket.close(4400, "Invalid message")
+                return
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == "ping":
+                await session.send({"type": "pong"})
+            elif kind == "pong":
+                continue
+            elif kind == "subscribe":
+                op_id, payload = message.get("id"), message.get("payload")
+                if not isinstance(op_id, str) or not isinstance(payload, dict):
+                    await socket.close(4400, "Invalid subscribe message")
+                    return
+                if op_id in session.operations:
+                    await socket.close(4409, f"Subscriber for {op_id} already exists")
+                    return
+                session.operations[op_id] = asyncio.create_task(session.run(op_id, payload))
+            elif kind == "complete":
+                task = session.operations.pop(str(message.get("id")), None)
+                if task is not None:
+                    task.cancel()
+            elif kind == "connection_init":
+                await socket.close(4429, "Too many initialisation requests")
+                return
+            else:
+                await socket.close(4400, "Unknown message type")
+                return
+    except WebSocketDisconnect:
+        pass
+    finally:
+        session.cancel_all()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*session.operations.values(), return_exceptions=True)
