@@ -234,19 +234,27 @@ def relink(settings: Settings, gazetteer_path: Path | None) -> None:
         raise CliError(exc.detail) from exc
 
     async def work(conn: asyncpg.Connection) -> relinking.RelinkResult:
-        total = await relinking.count_entries(conn)
-        with Progress(
+        # the bar appears once the gazetteer is loaded, so a refused file prints one line only
+        bar = Progress(
             TextColumn("relinking"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=Console(stderr=True),
-        ) as bar:
-            task = bar.add_task("relink", total=total)
-            try:
-                return await relinking.relink(conn, path, progress=lambda n: bar.advance(task, n))
-            except DomainError as exc:
-                raise CliError(exc.detail) from exc
+        )
+        task = bar.add_task("relink", total=None)
+
+        def progress(done: int, total: int) -> None:
+            if done == 0:
+                bar.start()
+            bar.update(task, completed=done, total=total)
+
+        try:
+            return await relinking.relink(conn, path, progress=progress)
+        except DomainError as exc:
+            raise CliError(exc.detail) from exc
+        finally:
+            bar.stop()
 
     result = run_db(settings, work)
     g = result.gazetteer

@@ -23,7 +23,7 @@ BATCH = 500
 
 # what an entry links: actor (id, role) pairs, location ids, source ids
 _Wanted = tuple[frozenset[tuple[int, str]], frozenset[int], frozenset[int]]
-Progress = Callable[[int], None]  # called with how many entries were just done
+Progress = Callable[[int, int], None]  # (entries done so far, entries in all); first call (0, total)
 
 
 class RelinkResult(msgspec.Struct, frozen=True):
@@ -47,6 +47,9 @@ async def relink(
     g = read(gazetteer)
     loaded = await load_parsed(conn, g)
     linker = await Linker.load(conn, g)
+    total = await count_entries(conn)
+    if progress is not None:
+        progress(0, total)
     ids: dict[tuple[str, str], int] = {(r["kind"], r["slug"]): r["id"] for r in await conn.fetch(query("relink_ids"))}
 
     seen = changed = 0
@@ -72,7 +75,7 @@ async def relink(
         seen += len(rows)
         changed += len(todo)
         if progress is not None:
-            progress(len(rows))
+            progress(seen, max(total, seen))
     return RelinkResult(gazetteer=loaded, entries=seen, changed=changed)
 
 
