@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,6 +229,10 @@ _SOURCE_AFTER = re.compile(
 )
 
 
+_CACHE: OrderedDict[str, Linker] = OrderedDict()  # compiled linkers are immutable: safe to share
+_CACHE_SIZE = 8
+
+
 @dataclass(frozen=True)
 class _Target:
     kind: Kind
@@ -353,8 +358,27 @@ class Linker:
 
     @classmethod
     async def load(cls, conn: asyncpg.Connection, gazetteer: Path | str | Gazetteer = DEFAULT_PATH) -> Linker:
-        """A linker over every entity in the database, with the gazetteer's rule data."""
-        g = gazetteer if isinstance(gazetteer, Gazetteer) else read(gazetteer)
+        """A linker over every entity in the database, with the gazetteer's rule data.
+
+        Compiling takes tens of milliseconds, so a linker is reused while neither the
+        database's entities (by digest) nor the gazetteer file (by size and mtime) change.
+        """
+        if isinstance(gazetteer, Gazetteer):
+            return await cls._compile(conn, gazetteer)
+        path = Path(gazetteer)
+        key = f"{_file_key(path)}:{await conn.fetchval(query('linker_fingerprint'))}"
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
+            return cached
+        linker = await cls._compile(conn, read(path))
+        _CACHE[key] = linker
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return linker
+
+    @classmethod
+    async def _compile(cls, conn: asyncpg.Connection, g: Gazetteer) -> Linker:
         actors = await conn.fetch(query("linker_actors"))
         locations = await conn.fetch(query("linker_locations"))
         sources = await conn.fetch(query("linker_sources"))
@@ -546,6 +570,14 @@ class Linker:
                     state = self._state_of_country.get(place_country or "")
                     if state is not None:
                         roles[state] = "speaker"
+
+
+def _file_key(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path)  # read() reports the problem
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _note(roles: dict[str, Role], slug: str, role: Role) -> None:

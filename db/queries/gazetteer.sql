@@ -72,3 +72,13 @@ SELECT slug, kind, name, aliases, country FROM locations ORDER BY id
 -- name: linker_sources
 -- Every source as the linker matches it.
 SELECT slug, kind, name, aliases FROM sources ORDER BY id
+
+-- name: linker_fingerprint
+-- A digest of everything the linker compiles from (database, names, aliases, kinds, countries).
+SELECT current_database() || ':' || md5(
+    coalesce((SELECT string_agg(concat_ws('|', slug, kind, name, country, array_to_string(aliases, '|')), E'\n' ORDER BY id)
+                FROM actors), '') || E'\f' ||
+    coalesce((SELECT string_agg(concat_ws('|', slug, kind, name, country, array_to_string(aliases, '|')), E'\n' ORDER BY id)
+                FROM locations), '') || E'\f' ||
+    coalesce((SELECT string_agg(concat_ws('|', slug, kind, name, array_to_string(aliases, '|')), E'\n' ORDER BY id)
+                FROM sources), ''))

@@ -330,3 +330,16 @@ def test_link_is_fast_on_a_long_entry(linker: Linker, seed_text: str) -> None:
     print(f"link() over {sum(map(len, body))} characters: {elapsed * 1000:.1f} ms")
     assert {"vladimir-putin", "kim-jong-un", "kim-yo-jong"} <= {a.slug for a in links.actors}
     assert elapsed < 0.5
+
+
+async def test_a_linker_is_reused_until_the_catalogue_changes(conn: asyncpg.Connection) -> None:
+    await load_gazetteer(conn)
+    first = await Linker.load(conn)
+    start = time.perf_counter()
+    assert await Linker.load(conn) is first
+    print(f"Linker.load() when nothing changed: {(time.perf_counter() - start) * 1000:.1f} ms")
+    await conn.execute("UPDATE actors SET aliases = aliases || '{Hromadske anchor}'::text[] WHERE slug = 'joe-biden'")
+    second = await Linker.load(conn)
+    assert second is not first
+    assert [a.slug for a in second.link("Hromadske anchor spoke", []).actors] == ["joe-biden"]
+    assert first.link("Hromadske anchor spoke", []).actors == ()
