@@ -63,6 +63,8 @@ _CACHE_MAX = 10_000
 _TOUCH_EVERY = 60.0
 _FLUSH_EVERY = 10.0
 _LISTEN_CHECK = 5.0
+_RECONNECT_MIN = 0.1
+_RECONNECT_MAX = 2.0
 REALM = 'Bearer realm="sitrep"'
 
 
@@ -181,6 +183,7 @@ class Keyring:
         self._listener: asyncpg.Connection | None = None
         self._touched: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._lost = asyncio.Event()
         self.origins: frozenset[str] = frozenset()
 
     @property
@@ -207,6 +210,7 @@ class Keyring:
     async def _listen(self) -> None:
         conn = await connect(self._dsn, timeout=5)
         await conn.add_listener(keydb.CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_lost)
         self._listener = conn
         self._forget_all()  # anything cached while not listening may be stale
         await self.refresh_origins()
@@ -220,21 +224,38 @@ class Keyring:
         self._generation += 1
         self._cache.clear()
 
+    def _on_lost(self, _conn: Any) -> None:
+        self._forget_all()
+        self._lost.set()
+
+    def _drop(self) -> None:
+        self._forget_all()
+        if self._listener is not None:
+            self._listener.terminate()
+            self._listener = None
+
     async def _watch(self) -> None:
-        """Check the LISTEN connection; when it is gone, bypass the cache and reconnect."""
+        """Keep the LISTEN connection: ping it every few seconds (a half-open socket hears nothing),
+        reconnect at once when it drops, then with backoff; while it is down the cache is bypassed."""
+        delay = _RECONNECT_MIN
         while True:
-            await asyncio.sleep(_LISTEN_CHECK)
+            if self.listening:
+                delay = _RECONNECT_MIN
+                self._lost.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._lost.wait(), _LISTEN_CHECK)
+                if self._lost.is_set() or self._listener is None:
+                    continue
+                try:
+                    await self._listener.fetchval("SELECT 1", timeout=2)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    self._drop()
+                continue
             try:
-                if self._listener is None or self._listener.is_closed():
-                    raise ConnectionError("listener closed")
-                await self._listener.fetchval("SELECT 1", timeout=2)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ConnectionError):
-                self._forget_all()
-                if self._listener is not None:
-                    self._listener.terminate()
-                    self._listener = None
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                    await self._listen()
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX)
 
     async def refresh_origins(self) -> None:
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):

@@ -347,3 +347,46 @@ async def test_refusals_are_counted_in_metrics_without_any_key(db_dsn: str, conn
     assert "sitrep_key_cache_listening 1.0" in metrics
     assert key_id_of(token) not in metrics
     assert token.rsplit("_", 1)[1] not in metrics
+
+
+async def test_when_the_listen_connection_is_lost_lookups_bypass_the_cache_until_it_is_back(
+    db_dsn: str, conn: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    from api.auth import AuthServices
+    from db.pool import create_pool
+
+    pool = await create_pool(db_dsn, min_size=1, max_size=2)
+    services = AuthServices(settings(), pool, db_dsn)
+    await services.start()
+    try:
+        token = await make_key(conn, "read")
+        assert (await services.caller_for_token(token, "")).key_id == key_id_of(token)  # cached now
+        listener_pid = services.keyring._listener.get_server_pid()  # type: ignore[union-attr]
+        await conn.execute("SELECT pg_terminate_backend($1)", listener_pid)
+        keyring = services.keyring
+        for _ in range(200):  # noticed: the connection is gone, or already replaced
+            if keyring._listener is None or keyring._listener.is_closed():
+                break
+            if keyring._listener.get_server_pid() != listener_pid:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the lost LISTEN connection went unnoticed for 2 s")
+        # a change nobody announced (the notification was lost with the connection) is still seen
+        await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id_of(token))
+        with pytest.raises(Unauthenticated):
+            await services.caller_for_token(token, "")
+        for _ in range(100):  # the watcher reconnects at once
+            if keyring.listening:
+                break
+            await asyncio.sleep(0.02)
+        assert keyring.listening
+        assert keyring._listener is not None
+        assert keyring._listener.get_server_pid() != listener_pid
+        other = await make_key(conn, "read")
+        assert (await services.caller_for_token(other, "")).key_id == key_id_of(other)
+    finally:
+        await services.aclose()
+        await pool.close()
