@@ -13,7 +13,7 @@ from litestar.response import Response
 from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespan
 from api.caching import HttpCachingMiddleware
 from api.controllers.changes import list_changes
-from api.controllers import entries as entries_routes
+from api.controllers import read as read_routes
 from api.controllers.keys import KeysController
 from api.controllers.stream import stream_entries
 from api.controllers.usage import usage
@@ -70,7 +70,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             KeysController,
             usage,
             *write_routes,
-            *entries_routes.route_handlers,  # after WritesController: see api/controllers/entries.py
+            *read_routes.route_handlers,
             list_changes,
             stream_entries,
             *graphql_routes(),

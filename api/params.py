@@ -26,6 +26,8 @@ from db.filters import (
     MAX_LIMIT,
     ActorFilter,
     BBox,
+    BlogFilter,
+    CatalogSort,
     EntryFilter,
     EntrySort,
     LocationFilter,
@@ -273,6 +275,15 @@ class Query:
     def entry_sort(self) -> EntrySort:
         return self.choice("sort", ENTRY_SORTS, "-published_at")
 
+    def catalog_sort(self) -> CatalogSort:
+        return self.choice("sort", ("name", "-entry_count"), "name")
+
+    def blog_filter(self) -> BlogFilter:
+        return BlogFilter(status=self.choices("status", ("live", "closed")), q=self.text("q"))
+
+    def interval(self) -> Literal["hour", "day"]:
+        return self.choice("interval", ("hour", "day"), "day")
+
     def actor_filter(self) -> ActorFilter:
         return ActorFilter(q=self.text("q"), kind=self.choices("kind", ACTOR_KINDS), country=self.countries())
 
@@ -305,24 +316,24 @@ def path_ref(value: str) -> Ref:
 # the values are read back through `Query`, which also refuses anything not declared.
 
 
-def _q(description: str, example: Any, **kw: Any) -> QueryParameter:
+def describe(description: str, example: Any, **kw: Any) -> QueryParameter:
     return QueryParameter(description=description, examples=[Example(value=example)], **kw)
 
 
 BlogParam = Annotated[
     list[str] | None,
-    _q("Blog id or slug; repeat the parameter to match any of several.", ["russia-ukraine-war-live-day-567"]),
+    describe("Blog id or slug; repeat the parameter to match any of several.", ["russia-ukraine-war-live-day-567"]),
 ]
 ActorParam = Annotated[
     list[str] | None,
-    _q(
+    describe(
         "Actor id or slug; repeat to match entries linking any of them (or all, with actor_match=all).",
         ["dmitry-peskov"],
     ),
 ]
 ActorMatchParam = Annotated[
     str | None,
-    _q(
+    describe(
         "`any` (default): an entry links at least one given actor; `all`: every given actor.",
         "all",
         enum=["any", "all"],
@@ -330,15 +341,15 @@ ActorMatchParam = Annotated[
 ]
 LocationParam = Annotated[
     list[str] | None,
-    _q(
+    describe(
         "Location id or slug; matches the location and everything inside it (crimea matches sevastopol). Repeat to OR.",
         ["crimea"],
     ),
 ]
-SourceParam = Annotated[list[str] | None, _q("Source id or slug; repeat to OR several.", ["tass"])]
+SourceParam = Annotated[list[str] | None, describe("Source id or slug; repeat to OR several.", ["tass"])]
 SinceParam = Annotated[
     str | None,
-    _q(
+    describe(
         "RFC 3339 date-time; entries published at or after it (since <= published_at).",
         "2023-09-13T06:00:00Z",
         format="date-time",
@@ -346,7 +357,7 @@ SinceParam = Annotated[
 ]
 UntilParam = Annotated[
     str | None,
-    _q(
+    describe(
         "RFC 3339 date-time; entries published strictly before it (published_at < until).",
         "2023-09-14T00:00:00Z",
         format="date-time",
@@ -354,7 +365,7 @@ UntilParam = Annotated[
 ]
 UpdatedSinceParam = Annotated[
     str | None,
-    _q(
+    describe(
         "RFC 3339 date-time; entries changed at or after it (updated_at >= updated_since), for incremental sync.",
         "2023-09-13T12:00:00Z",
         format="date-time",
@@ -362,22 +373,22 @@ UpdatedSinceParam = Annotated[
 ]
 EntryQParam = Annotated[
     str | None,
-    _q(
+    describe(
         'Full-text search over headline and body, web-search syntax: "quoted phrase", or, -word.',
         'drone -"grain deal"',
         max_length=200,
     ),
 ]
 EntryKindParam = Annotated[
-    list[str] | None, _q("Entry kind; repeat to OR: post, video, interactive, read_more.", ["video"])
+    list[str] | None, describe("Entry kind; repeat to OR: post, video, interactive, read_more.", ["video"])
 ]
 BBoxParam = Annotated[
     str | None,
-    _q("min_lon,min_lat,max_lon,max_lat: entries linked to a location inside the box.", "32.0,44.0,36.7,46.3"),
+    describe("min_lon,min_lat,max_lon,max_lat: entries linked to a location inside the box.", "32.0,44.0,36.7,46.3"),
 ]
 EntrySortParam = Annotated[
     str | None,
-    _q(
+    describe(
         "Order: -published_at (default, newest first), published_at, -updated_at, updated_at.",
         "-published_at",
         enum=list(ENTRY_SORTS),
@@ -385,17 +396,21 @@ EntrySortParam = Annotated[
 ]
 CatalogSortParam = Annotated[
     str | None,
-    _q(
+    describe(
         "Order: name (default, A to Z) or -entry_count (most linked first).",
         "-entry_count",
         enum=["name", "-entry_count"],
     ),
 ]
 LimitParam = Annotated[
-    int | None, _q(f"Rows per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).", 20, ge=1, le=MAX_LIMIT)
+    int | None, describe(f"Rows per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).", 20, ge=1, le=MAX_LIMIT)
 ]
 CursorParam = Annotated[
     str | None,
-    _q("Opaque cursor from a previous page's next_cursor; only valid with the same filters and sort.", "eyJ2IjoxfQ"),
+    describe(
+        "Opaque cursor from a previous page's next_cursor; only valid with the same filters and sort.", "eyJ2IjoxfQ"
+    ),
 ]
-CountParam = Annotated[bool | None, _q("true adds page.total, the number of matching rows (costs a count).", True)]
+CountParam = Annotated[
+    bool | None, describe("true adds page.total, the number of matching rows (costs a count).", True)
+]

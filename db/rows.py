@@ -18,7 +18,9 @@ Role = Literal["speaker", "mentioned"]
 
 
 def from_record(cls: type[S], record: asyncpg.Record) -> S:
-    return cls(**{name: record[name] for name in cls.__struct_fields__})
+    """Every field from the record's column of that name; fields with defaults may be absent."""
+    keys = set(record.keys())
+    return cls(**{name: record[name] for name in cls.__struct_fields__ if name in keys})
 
 
 class BlogRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +94,7 @@ class Location(msgspec.Struct, frozen=True, kw_only=True):
     parent: LocationRef | None = None
     ancestors: list[LocationRef] = []
     distance_km: float | None = None  # only under a `near` filter
+    entry_count: int = 0  # entries linking this location itself
 
 
 class SourceRef(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,9 +1,4 @@
-"""GET /v1/entries and /v1/entries/{id}: entries with their blog, actors, locations, sources and media.
-
-Plain handlers rather than a Controller: Litestar (2.25) cannot merge two Controllers' handlers
-on one path (the writes controller POSTs to /v1/entries), but merges plain handlers
-registered after it.
-"""
+"""GET /v1/entries and /v1/entries/{id}: entries with their blog, actors, locations, sources and media."""
 
 from __future__ import annotations
 
@@ -13,6 +8,7 @@ import asyncpg
 import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Example
 from litestar.params import PathParameter
 from litestar.response import Response
 
@@ -85,7 +81,7 @@ async def list_entries(
 async def get_entry(
     request: Request[Any, Any, Any],
     conn: Conn,
-    entry_id: Annotated[int, PathParameter(description="The entry's id.", examples=[p.Example(value=1234)])],
+    entry_id: Annotated[int, PathParameter(description="The entry's id.", examples=[Example(value=1234)])],
 ) -> Entry:
     p.Query(request).done()
     return await entries.get_entry(conn, entry_id)

@@ -289,3 +289,77 @@ async def test_database_down_is_a_fast_503_with_retry_after(db_dsn: str) -> None
                 assert "errors" not in body
     finally:
         proxy.stop()
+
+
+# ---------------------------------------------------------------- catalog and timeline
+
+
+async def test_blogs_newest_first_and_by_id_or_slug(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
+    r = await client.get("/v1/blogs")
+    assert r.status_code == 200, r.text
+    assert [b["slug"] for b in r.json()["data"]] == ["ukraine-live", "gaza-live"]
+    assert r.json()["data"][0]["entry_count"] == 5
+    by_slug = (await client.get("/v1/blogs/gaza-live")).json()
+    assert by_slug == (await client.get(f"/v1/blogs/{data['other']}")).json()
+    assert by_slug["entry_count"] == 2
+    assert_problem(await client.get("/v1/blogs/no-such-blog"), 404)
+
+
+async def test_actors_by_alias_and_entry_count(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
+    found = (await client.get("/v1/actors", params={"q": "пес"})).json()["data"]
+    assert [a["slug"] for a in found] == ["dmitry-peskov"]
+    assert found[0]["entry_count"] == 3
+    ranked = (await client.get("/v1/actors", params={"sort": "-entry_count"})).json()["data"]
+    assert [(a["slug"], a["entry_count"]) for a in ranked] == [("united-nations", 4), ("dmitry-peskov", 3)]
+    assert (await client.get("/v1/actors/dmitry-peskov")).json()["id"] == data["peskov"]
+    assert_problem(await client.get("/v1/actors/nobody"), 404)
+    assert_problem(await client.get("/v1/actors", params={"country": "Russia"}), 400, "country")
+
+
+async def test_locations_carry_parent_and_ancestors(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
+    loc = (await client.get("/v1/locations/sevastopol")).json()
+    assert [a["slug"] for a in loc["ancestors"]] == ["ukraine", "crimea"]
+    assert loc["parent"]["slug"] == "crimea"
+    inside = (await client.get("/v1/locations", params={"within": "ukraine"})).json()["data"]
+    assert [x["slug"] for x in inside] == ["crimea", "sevastopol"]
+    near = (await client.get("/v1/locations", params={"near": "44.6,33.6", "radius_km": "20"})).json()["data"]
+    assert [x["slug"] for x in near] == ["sevastopol"]
+    assert 0 < near[0]["distance_km"] < 20
+    assert_problem(await client.get("/v1/locations", params={"near": "44.6,33.6"}), 400, "radius_km")
+    assert_problem(await client.get("/v1/locations", params={"within": "atlantis"}), 404, "within")
+
+
+async def test_sources_with_entry_count(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
+    r = await client.get("/v1/sources", params={"kind": "agency", "count": "true"})
+    body = r.json()
+    assert body["page"]["total"] == 1
+    assert body["data"][0]["slug"] == "tass"
+    assert body["data"][0]["entry_count"] == 1
+    assert (await client.get(f"/v1/sources/{data['tass']}")).json()["slug"] == "tass"
+
+
+async def test_catalog_pages_walk_with_cursors(client: AsyncTestClient[Any], conn: asyncpg.Connection) -> None:
+    for i in range(7):
+        await f.actor(conn, f"actor-{i}", f"Actor {chr(ord('G') - i)}")
+    names: list[str] = []
+    params: dict[str, Any] = {"limit": 3}
+    while True:
+        body = (await client.get("/v1/actors", params=params)).json()
+        names += [a["name"] for a in body["data"]]
+        if not body["page"]["next_cursor"]:
+            break
+        params["cursor"] = body["page"]["next_cursor"]
+    assert names == sorted(names)
+    assert len(names) == 7
+
+
+async def test_timeline_counts_per_interval(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
+    r = await client.get("/v1/timeline", params={"interval": "hour", "blog": "ukraine-live"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["interval"] == "hour"
+    assert [(b["start"], b["count"]) for b in body["data"]] == [("2023-09-13T06:00:00Z", 5)]
+    days = (await client.get("/v1/timeline", params={"actor": "dmitry-peskov"})).json()["data"]
+    assert days == [{"start": "2023-09-13T00:00:00Z", "count": 3}]
+    assert_problem(await client.get("/v1/timeline", params={"interval": "week"}), 400, "interval")
+    assert_problem(await client.get("/v1/timeline", params={"limit": "5"}), 400, "limit")
