@@ -12,8 +12,8 @@ from litestar.response import Response
 
 from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespan
 from api.caching import HttpCachingMiddleware
-from api.controllers.changes import list_changes
 from api.controllers import read as read_routes
+from api.controllers.changes import list_changes
 from api.controllers.keys import KeysController
 from api.controllers.stream import stream_entries
 from api.controllers.usage import usage
