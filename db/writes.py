@@ -275,7 +275,7 @@ async def get_blog(conn: asyncpg.Connection, blog_id: int) -> rows.Blog:
     row = await conn.fetchrow(query("write_get_blog"), blog_id)
     if row is None:
         raise NotFound(f"no blog {blog_id}", field="id")
-    return rows.from_record(rows.Blog, row)
+    return rows.Blog(**dict(row))
 
 
 # ---- entries -----------------------------------------------------------------------------
@@ -488,7 +488,7 @@ async def get_actor(conn: asyncpg.Connection, actor_id: int) -> rows.Actor:
     row = await conn.fetchrow(query("write_get_actor"), actor_id)
     if row is None:
         raise NotFound(f"no actor {actor_id}", field="id")
-    return rows.from_record(rows.Actor, row)
+    return rows.Actor(**dict(row))
 
 
 async def _parent(conn: asyncpg.Connection, ref: Ref | None) -> int | None:
@@ -550,7 +550,7 @@ async def get_location(conn: asyncpg.Connection, location_id: int) -> rows.Locat
     if row is None:
         raise NotFound(f"no location {location_id}", field="id")
     ancestors = [
-        rows.from_record(rows.LocationRef, r) for r in await conn.fetch(query("write_location_ancestors"), location_id)
+        rows.LocationRef(**dict(r)) for r in await conn.fetch(query("write_location_ancestors"), location_id)
     ]
     return rows.Location(**dict(row), ancestors=ancestors, parent=ancestors[-1] if ancestors else None)
 
@@ -591,7 +591,7 @@ async def get_source(conn: asyncpg.Connection, source_id: int) -> rows.Source:
     row = await conn.fetchrow(query("write_get_source"), source_id)
     if row is None:
         raise NotFound(f"no source {source_id}", field="id")
-    return rows.from_record(rows.Source, row)
+    return rows.Source(**dict(row))
 
 
 async def load_linker(conn: asyncpg.Connection) -> LinkText:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import asyncpg
 import msgspec
 from litestar import Request, get
+from litestar.params import QueryParameter
 from litestar.response import Response
 
-from api.controllers.writes import problem_response
+from api.params import Query
 from db import changes
-from db.errors import InvalidInput
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -26,42 +26,41 @@ class ChangeList(msgspec.Struct, frozen=True):
     page: ChangePage
 
 
-def _int(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
-    values = params.get(name)
-    if not values:
+AfterParam = Annotated[
+    str | None, QueryParameter(description="Changes after this seq (0, the default, is the beginning).")
+]
+LimitParam = Annotated[str | None, QueryParameter(description=f"At most this many changes (1 to {MAX_LIMIT}).")]
+
+
+def _int(query: Query, name: str, default: int, low: int, high: int) -> int:
+    value = query.one(name)
+    if value is None or value == "":
         return default
-    if len(values) > 1:
-        raise InvalidInput(f"{name}: give it once", field=name)
-    try:
-        value = int(values[0])
-    except ValueError:
-        raise InvalidInput(f"{name}: not an integer: {values[0]!r}", field=name) from None
-    if not low <= value <= high:
-        raise InvalidInput(f"{name}: must be between {low} and {high}", field=name)
-    return value
-
-
-def parse_params(request: Request[Any, Any, Any]) -> tuple[int, int]:
-    params = {k: request.query_params.getall(k) for k in request.query_params}
-    unknown = sorted(set(params) - {"after", "limit"})
-    if unknown:
-        raise InvalidInput(f"{unknown[0]}: unknown parameter", field=unknown[0])
-    return _int(params, "after", 0, 0, 2**63 - 1), _int(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    if not value.isdigit() or len(value) > 18 or not low <= int(value) <= high:
+        query.fail(name, f"an integer from {low} to {high}")
+        return default
+    return int(value)
 
 
 @get(
     "/v1/changes",
     operation_id="listChanges",
     tags=["changes"],
-    summary="Every create, update and delete after a seq, in commit order; store next_after and ask again",
+    summary="Every create, update and delete after a seq, in commit order",
+    description=(
+        "For mirroring the dataset: apply the changes in order, store `page.next_after`, ask again with"
+        " `after` set to it. `seq` only grows and a change is never published after a later one, so"
+        " nothing is missed, deletions included (`op: delete`, `data`: the last state)."
+    ),
 )
-async def list_changes(request: Request[Any, Any, Any]) -> Response[bytes]:
-    try:
-        after, limit = parse_params(request)
-    except InvalidInput as exc:
-        return problem_response(exc, status=400)
+async def list_changes(
+    request: Request[Any, Any, Any], after: AfterParam = None, limit: LimitParam = None
+) -> Response[bytes]:
+    query = Query(request)
+    start, size = _int(query, "after", 0, 0, 2**62), _int(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    query.done()
     pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire() as proxy:
-        found = await changes.list_changes(cast(asyncpg.Connection, proxy), after=after, limit=limit)
-    body = ChangeList(data=found, page=ChangePage(next_after=changes.next_after(found, after)))
+        found = await changes.list_changes(cast(asyncpg.Connection, proxy), after=start, limit=size)
+    body = ChangeList(data=found, page=ChangePage(next_after=changes.next_after(found, start)))
     return Response(msgspec.json.encode(body), media_type="application/json", headers={"Cache-Control": "no-store"})

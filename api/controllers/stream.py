@@ -10,88 +10,24 @@ closing an idle stream. The stream ends if the client falls too far behind; it r
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import asyncpg
 import msgspec
 from litestar import Request, get
-from litestar.response import Response, ServerSentEvent, ServerSentEventMessage
+from litestar.params import QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from api.controllers.writes import problem_response
+from api import params as p
 from api.live import Hub, follow
 from db.changes import Change
-from db.errors import DomainError, InvalidInput, NotFound
-from db.filters import EntryFilter, Ref
+from db.filters import EntryFilter
 
 EVENT_TYPE = {"create": "created", "update": "updated", "delete": "deleted"}
-_REPEATABLE = {"blog", "actor", "location", "source", "kind"}
-_SINGLE = {"actor_match", "since", "until", "updated_since", "q", "bbox", "last_event_id"}
-_KINDS = {"post", "video", "interactive", "read_more"}
-
-
-def _ref(value: str) -> Ref:
-    return int(value) if value.isdigit() else value
-
-
-def _moment(name: str, value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name}: not an RFC 3339 time: {value!r}", field=name) from None
-    if moment.tzinfo is None:
-        raise InvalidInput(f"{name}: give a time zone offset (or Z)", field=name)
-    return moment
-
-
-def _bbox(value: str) -> tuple[float, float, float, float]:
-    try:
-        parts = [float(p) for p in value.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 4:
-        raise InvalidInput("bbox: min_lon,min_lat,max_lon,max_lat", field="bbox")
-    min_lon, min_lat, max_lon, max_lat = parts
-    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-        raise InvalidInput("bbox: min_lon,min_lat,max_lon,max_lat within the globe, mins first", field="bbox")
-    return (min_lon, min_lat, max_lon, max_lat)
-
-
-def parse_query(params: dict[str, list[str]]) -> tuple[EntryFilter, int | None]:
-    """The entry filter and the resume point given as query parameters."""
-    for name, values in params.items():
-        if name not in _REPEATABLE | _SINGLE:
-            raise InvalidInput(f"{name}: unknown parameter", field=name)
-        if name in _SINGLE and len(values) > 1:
-            raise InvalidInput(f"{name}: give it once", field=name)
-    one = {name: values[0] for name, values in params.items() if name in _SINGLE}
-    kinds = tuple(params.get("kind", ()))
-    for kind in kinds:
-        if kind not in _KINDS:
-            raise InvalidInput(f"kind: one of {', '.join(sorted(_KINDS))}", field="kind")
-    if one.get("actor_match", "any") not in ("any", "all"):
-        raise InvalidInput("actor_match: any or all", field="actor_match")
-    last_event_id = _seq(one["last_event_id"], "last_event_id") if "last_event_id" in one else None
-    filter = EntryFilter(
-        blog=tuple(_ref(v) for v in params.get("blog", ())),
-        actor=tuple(_ref(v) for v in params.get("actor", ())),
-        actor_match=cast(Any, one.get("actor_match", "any")),
-        location=tuple(_ref(v) for v in params.get("location", ())),
-        source=tuple(_ref(v) for v in params.get("source", ())),
-        since=_moment("since", one["since"]) if "since" in one else None,
-        until=_moment("until", one["until"]) if "until" in one else None,
-        updated_since=_moment("updated_since", one["updated_since"]) if "updated_since" in one else None,
-        q=one.get("q") or None,
-        kind=kinds,
-        bbox=_bbox(one["bbox"]) if "bbox" in one else None,
-    )
-    return filter, last_event_id
-
-
-def _seq(value: str, name: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise InvalidInput(f"{name}: a seq (a non-negative integer) from an earlier event", field=name)
-    return int(value)
+LastEventIdParam = Annotated[
+    str | None,
+    QueryParameter(description="Resume after this event id (a seq), as the Last-Event-ID header does."),
+]
 
 
 def event_of(change: Change) -> ServerSentEventMessage:
@@ -111,20 +47,46 @@ async def _events(hub: Hub, resolved: EntryFilter, after: int | None, heartbeat:
     operation_id="streamEntries",
     tags=["entries"],
     summary="Server-Sent Events: each new, changed or deleted entry matching the entry filters, live",
+    description=(
+        "Events `created`, `updated` and `deleted` (data: the entry; for `deleted`, its last state), each with"
+        " `id` = the change feed's seq. Reconnect with `Last-Event-ID` (or `last_event_id`) to get the matching"
+        " events missed, then the live tail. A comment line every 15 s keeps idle connections open."
+    ),
 )
-async def stream_entries(request: Request[Any, Any, Any]) -> Response[bytes] | ServerSentEvent:
+async def stream_entries(
+    request: Request[Any, Any, Any],
+    blog: p.BlogParam = None,
+    actor: p.ActorParam = None,
+    actor_match: p.ActorMatchParam = None,
+    location: p.LocationParam = None,
+    source: p.SourceParam = None,
+    since: p.SinceParam = None,
+    until: p.UntilParam = None,
+    updated_since: p.UpdatedSinceParam = None,
+    q: p.EntryQParam = None,
+    kind: p.EntryKindParam = None,
+    bbox: p.BBoxParam = None,
+    last_event_id: LastEventIdParam = None,
+) -> ServerSentEvent:
     hub: Hub = request.app.state.live
-    try:
-        filter, after = parse_query({k: request.query_params.getall(k) for k in request.query_params})
-        header = request.headers.get("last-event-id")
-        if header is not None and header.strip():
-            after = _seq(header.strip(), "Last-Event-ID")
-        async with hub.pool.acquire() as proxy:
-            resolved = await hub.resolve(cast(asyncpg.Connection, proxy), filter)
-    except NotFound as exc:
-        return problem_response(exc)
-    except DomainError as exc:
-        return problem_response(exc, status=400)
+    query = p.Query(request)
+    filter = query.entry_filter()
+    given = query.one("last_event_id")
+    header = request.headers.get("last-event-id")
+    after = None
+    if header is not None and header.strip():
+        if not header.strip().isdigit() or len(header.strip()) > 18:
+            query.fail("Last-Event-ID", "a seq (a non-negative integer) from an earlier event")
+        else:
+            after = int(header.strip())
+    elif given is not None:
+        if not given.isdigit() or len(given) > 18:
+            query.fail("last_event_id", "a seq (a non-negative integer) from an earlier event")
+        else:
+            after = int(given)
+    query.done()
+    async with hub.pool.acquire() as proxy:
+        resolved = await hub.resolve(cast(asyncpg.Connection, proxy), filter)  # an unknown slug: 404
     return ServerSentEvent(
         _events(hub, resolved, after, request.app.state.live_heartbeat),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

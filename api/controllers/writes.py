@@ -2,7 +2,8 @@
 
 Each handler reads the raw body (so a retry with an Idempotency-Key is recognised by its
 bytes), decodes it into the db.writes Struct, and runs the write and the key's record in
-one transaction (db.idempotency.once). Answers are the resource as the read API shows it.
+one transaction (db.idempotency.once). Answers are the resource as the read API shows it;
+failures become problem details in api/errors.py's one table.
 """
 
 from __future__ import annotations
@@ -18,41 +19,9 @@ from litestar.response import Response
 
 from api.auth import caller_of, require_scope
 from db import idempotency, writes
-from db.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from db.errors import InvalidInput
 
 Work = Callable[[asyncpg.Connection, bytes], Awaitable[idempotency.Answer]]
-
-# domain error -> (status, title); the writes' one table
-_STATUS: dict[type[DomainError], tuple[int, str]] = {
-    InvalidInput: (422, "Unprocessable Content"),
-    NotFound: (404, "Not Found"),
-    Conflict: (409, "Conflict"),
-    Unavailable: (503, "Service Unavailable"),
-}
-
-
-def problem_response(exc: DomainError, status: int | None = None) -> Response[bytes]:
-    """`status` overrides the table (a bad query parameter is a 400, a bad body field a 422)."""
-    default, title = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (400, "Bad Request"))
-    if status is not None and status != default:
-        title = "Bad Request" if status == 400 else title
-    status = status or default
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": exc.detail}
-    if exc.field and status in (400, 409, 422):
-        reason = exc.detail.removeprefix(f"{exc.field}: ")
-        body["errors"] = [{"name": exc.field, "reason": reason}]
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return Response(
-        msgspec.json.encode(body), status_code=status, media_type="application/problem+json", headers=headers
-    )
-
-
-def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    return problem_response(exc)
-
-
-def _unavailable_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    return problem_response(Unavailable(f"the database is unavailable ({type(exc).__name__}); retry shortly"))
 
 
 def _json(value: Any, status: int = 200, location: str | None = None) -> idempotency.Answer:
@@ -88,17 +57,7 @@ def _ref(value: str) -> writes.Ref:
 
 # Plain handlers, not a Controller: Litestar 2.25 refuses two controllers sharing a path
 # (/v1/entries is also the read controller's), and these share it.
-_WRITE: dict[str, Any] = {
-    "guards": [require_scope("write")],
-    "tags": ["writes"],
-    "exception_handlers": {
-        DomainError: _domain_handler,
-        OSError: _unavailable_handler,
-        asyncpg.InterfaceError: _unavailable_handler,
-        asyncpg.CannotConnectNowError: _unavailable_handler,
-        TimeoutError: _unavailable_handler,
-    },
-}
+_WRITE: dict[str, Any] = {"guards": [require_scope("write")], "tags": ["writes"]}
 
 
 @post("/v1/blogs", **_WRITE, operation_id="createBlog", summary="Create a blog", status_code=201)
