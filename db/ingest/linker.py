@@ -156,7 +156,7 @@ _SPEECH = (
     r"announc(?:e|es|ed|ing)|confirm(?:s|ed|ing)?|den(?:y|ies|ied|ying)|warn(?:s|ed|ing)?|urg(?:e|es|ed|ing)|"
     r"add(?:s|ed|ing)?|stat(?:es|ed|ing)|report(?:s|ed|ing)?|admit(?:s|ted|ting)?|promis(?:e|es|ed|ing)|"
     r"call(?:s|ed|ing)?|spok(?:e|en)|speaks?|thank(?:s|ed|ing)?|ask(?:s|ed|ing)?|prais(?:e|es|ed|ing)|hail(?:s|ed|ing)?|"
-    r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
+    r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|blam(?:e|es|ed|ing)|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
     r"comment(?:s|ed|ing)?|repl(?:y|ies|ied|ying)|post(?:s|ed|ing)|tweet(?:s|ed|ing)|alleg(?:e|es|ed|ing)|"
     r"vow(?:s|ed|ing)?|pledg(?:e|es|ed|ing)|condemn(?:s|ed|ing)?|explain(?:s|ed|ing)?|declar(?:e|es|ed|ing)|"
     r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?)"
@@ -225,7 +225,8 @@ _SOURCE_AFTER = re.compile(
     r"(?:(?:\s+state)?(?:\s+news)?\s+agency\b"
     r"|(?:\s+news\s+agency|\s+agency)?\s+(?:has\s+|had\s+)?"
     r"(?:reported|reports|reporting|report|said|says|quoted|cited|citing|published|posted|wrote|writes)\b"
-    r"|'s\s+(?:[\w.-]+\s+){1,3}(?:said|says|reported|reports|told|tells|explained|added))"
+    r"|'s\s+(?:[\w.-]+\s+){1,3}(?:said|says|reported|reports|told|tells|explained|added)"
+    r"|\s+(?:post|posts|channel|account|message|statement)\b)"
 )
 
 

@@ -78,15 +78,15 @@ async def test_an_edited_file_updates_only_what_changed(conn: asyncpg.Connection
     peskov = next(a for a in doc["actors"] if a["slug"] == "dmitry-peskov")
     peskov["aliases"].append("Peskoff")
     doc["locations"].append(
-        {"slug": "enerhodar", "name": "Enerhodar", "kind": "city", "parent": "zaporizhzhia-oblast",
-         "latitude": 47.5, "longitude": 34.65, "country": "UA", "aliases": ["Energodar"]}
+        {"slug": "vasylivka", "name": "Vasylivka", "kind": "city", "parent": "zaporizhzhia-oblast",
+         "latitude": 47.44, "longitude": 35.27, "country": "UA", "aliases": ["Vasilyevka"]}
     )  # fmt: skip
     counts = await load_gazetteer(conn, _write(tmp_path, doc))
     assert (counts.actors_updated, counts.actors_inserted) == (1, 0)
     assert (counts.locations_inserted, counts.locations_updated) == (1, 0)
     assert "Peskoff" in await conn.fetchval("SELECT aliases FROM actors WHERE slug = 'dmitry-peskov'")
     parent = await conn.fetchval(
-        "SELECT p.slug FROM locations l JOIN locations p ON p.id = l.parent_id WHERE l.slug = 'enerhodar'"
+        "SELECT p.slug FROM locations l JOIN locations p ON p.id = l.parent_id WHERE l.slug = 'vasylivka'"
     )
     assert parent == "zaporizhzhia-oblast"
 
