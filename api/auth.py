@@ -53,8 +53,9 @@ log = logging.getLogger("sitrep.auth")
 
 # never authenticated nor limited: a load balancer's probes
 OPEN_PATHS = frozenset({"/health", "/ready"})
-# readable without a key even when SITREP_REQUIRE_KEY=true: the API's own documentation
-DOC_PATHS = frozenset({"/docs", "/openapi.json", "/schema", "/schema/openapi.json"})
+# readable without a key even when SITREP_REQUIRE_KEY=true: the API's documentation and explorer
+DOC_PATHS = frozenset({"/docs", "/openapi.json"})
+DOC_PREFIX = "/docs/"
 # POST that only reads (GraphQL queries); its mutations check the write scope themselves
 READ_POSTS = frozenset({"/graphql"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -506,6 +507,15 @@ async def _send_problem(
     await _emit(send, {"type": "http.response.body", "body": body})
 
 
+def _documentation(scope: Scope, method: str, headers: dict[str, str]) -> bool:
+    path: str = scope["path"]
+    if path in DOC_PATHS or path.startswith(DOC_PREFIX):
+        return True
+    # GraphiQL: a browser opening /graphql (its queries then carry the key)
+    query_string: bytes = scope.get("query_string", b"")
+    return path == "/graphql" and method == "GET" and not query_string and "text/html" in headers.get("accept", "")
+
+
 class AuthMiddleware:
     """Outermost ASGI layer: authenticate, check origin, charge, then add headers to the answer."""
 
@@ -548,7 +558,7 @@ class AuthMiddleware:
         try:
             caller = await services.caller_for_headers(headers, client)
             if caller is None:
-                if services.settings.require_key and scope["path"] not in DOC_PATHS:
+                if services.settings.require_key and not _documentation(scope, method, headers):
                     raise Unauthenticated("an API key is required", invalid_token=False)
                 caller = services.anonymous(client)
                 if method not in _SAFE_METHODS and scope["path"] not in READ_POSTS:

@@ -137,6 +137,9 @@ async def test_require_key_refuses_anonymous_reads_but_not_health_or_docs(
         assert_problem(await client.post("/graphql", json={"query": "{ __typename }"}), 401)
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get("/graphql", headers={"Accept": "text/html"})).status_code == 200
+        assert_problem(await client.get("/graphql", params={"query": "{ __typename }"}), 401)
         assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 200
 
 
