@@ -232,6 +232,7 @@ _SOURCE_AFTER = re.compile(
 
 _CACHE: OrderedDict[str, Linker] = OrderedDict()  # compiled linkers are immutable: safe to share
 _CACHE_SIZE = 8
+_WINDOW = 240  # characters of context either side of a name
 
 
 @dataclass(frozen=True)
@@ -410,18 +411,21 @@ class Linker:
             s_start, s_end = sentences[m.segment][m.sentence]
             sentence = text[s_start:s_end]
             at, till = m.start - s_start, m.end - s_start
+            # context checks look at a bounded window, so a huge sentence stays linear
+            before, after = sentence[max(0, at - _WINDOW) : at], sentence[till : till + _WINDOW]
+            quoted = m.segment == 0 and _attributed_in_headline(sentence, at)
             capital = m.key in self._capitals
-            located = capital and bool(self._locative.search(fold(sentence[:at])))
+            located = capital and bool(self._locative.search(fold(before)))
             # actors
             people = [a for a in m.actors if self._actors[a].kind != "state"]
             states = [a for a in m.actors if self._actors[a].kind == "state"]
             chosen = self._resolve(m.key, people, named_actors, country)
             if chosen is not None:
-                speaks = self._speaks(sentence, at, till, m.segment == 0)
+                speaks = quoted or _speaks(before, after)
                 _note(roles, chosen, "speaker" if speaks else "mentioned")
                 if self._actors[chosen].kind == "person":
                     first_person.setdefault((m.segment, m.sentence), (chosen, at))
-            if states and not located and self._state_speaks(sentence, at, till, capital):
+            if states and not located and _state_speaks(before, after, capital):
                 for state in states:
                     _note(roles, state, "speaker")
             # locations
@@ -430,7 +434,7 @@ class Linker:
                 if place is not None and place not in places:
                     places.append(place)
             # sources
-            if m.sources and self._attributed(sentence, at, till, m.segment == 0):
+            if m.sources and (quoted or _attributed(fold(before), fold(after))):
                 for source in m.sources:
                     if source not in sources:
                         sources.append(source)
@@ -509,35 +513,6 @@ class Linker:
         named = [slug for slug in fully_named if slug in candidates]
         return named[0] if named else None
 
-    def _speaks(self, sentence: str, at: int, till: int, headline: bool) -> bool:
-        after = sentence[till:]
-        before = sentence[:at]
-        hit = _SPEAKER_AFTER.match(after)
-        # ", saying ..." after a noun belongs to the clause's subject, not to the noun
-        dangling = hit is not None and bool(hit.group("comma")) and hit.group("verb").endswith("ing")
-        if hit is not None and not dangling and not _PASSIVE.match(after.lstrip(" ,'s")):
-            return True
-        if _SPEAKER_BEFORE.search(before) and _BEFORE_END.match(after):
-            return True
-        return headline and _attributed_in_headline(sentence, at)
-
-    def _state_speaks(self, sentence: str, at: int, till: int, capital: bool) -> bool:
-        if _PREPOSITION_BEFORE.search(sentence[:at]):
-            return False
-        hit = _STATE_AFTER.match(sentence[till:])
-        if hit is None or _PASSIVE.match(sentence[till:].lstrip(" ,")):
-            return False
-        return not (capital and hit.group("comma"))
-
-    def _attributed(self, sentence: str, at: int, till: int, headline: bool) -> bool:
-        low = fold(sentence)
-        before, after = low[:at], low[till:]
-        if _SOURCE_BEFORE.search(before) or _SOURCE_AFTER.match(after):
-            return True
-        if _SOURCE_ON.search(before) and _SOURCE_ON_CONTEXT.search(low):
-            return True
-        return headline and _attributed_in_headline(sentence, at)
-
     def _pronouns(
         self,
         segments: list[str],
@@ -571,6 +546,31 @@ class Linker:
                     state = self._state_of_country.get(place_country or "")
                     if state is not None:
                         roles[state] = "speaker"
+
+
+def _speaks(before: str, after: str) -> bool:
+    hit = _SPEAKER_AFTER.match(after)
+    # ", saying ..." after a noun belongs to the clause's subject, not to the noun
+    dangling = hit is not None and bool(hit.group("comma")) and hit.group("verb").endswith("ing")
+    if hit is not None and not dangling and not _PASSIVE.match(after.lstrip(" ,'s")):
+        return True
+    return bool(_SPEAKER_BEFORE.search(before) and _BEFORE_END.match(after))
+
+
+def _state_speaks(before: str, after: str, capital: bool) -> bool:
+    if _PREPOSITION_BEFORE.search(before):
+        return False
+    hit = _STATE_AFTER.match(after)
+    if hit is None or _PASSIVE.match(after.lstrip(" ,")):
+        return False
+    return not (capital and hit.group("comma"))
+
+
+def _attributed(before: str, after: str) -> bool:
+    """Whether the words around a source's name (folded) attribute a report to it."""
+    if _SOURCE_BEFORE.search(before) or _SOURCE_AFTER.match(after):
+        return True
+    return bool(_SOURCE_ON.search(before) and _SOURCE_ON_CONTEXT.search(before + " " + after))
 
 
 def _file_key(path: Path) -> str:

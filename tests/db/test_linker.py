@@ -343,3 +343,12 @@ async def test_a_linker_is_reused_until_the_catalogue_changes(conn: asyncpg.Conn
     assert second is not first
     assert [a.slug for a in second.link("Hromadske anchor spoke", []).actors] == ["joe-biden"]
     assert first.link("Hromadske anchor spoke", []).actors == ()
+
+
+def test_a_huge_sentence_stays_linear(linker: Linker) -> None:
+    text = "Putin and Kim and Peskov according to TASS on Telegram in Moscow " * 3000  # 195k characters, no full stop
+    start = time.perf_counter()
+    links = linker.link("Stress", [text])
+    assert time.perf_counter() - start < 3
+    assert {a.slug for a in links.actors} >= {"vladimir-putin", "kim-jong-un", "dmitry-peskov"}
+    assert "moscow" in links.locations
