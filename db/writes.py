@@ -8,7 +8,6 @@ records every write by trigger (0030_changes.sql); nothing here has to remember 
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
@@ -20,6 +19,8 @@ from msgspec import UNSET, Meta, UnsetType
 
 from db import rows
 from db.errors import InvalidInput, NotFound, from_postgres
+from db.ingest.gazetteer import ensure_gazetteer
+from db.ingest.linker import Linker
 from db.ingest.store import ImportResult, import_text
 from db.ingest.types import Links
 from db.sql import query
@@ -595,14 +596,9 @@ async def get_source(conn: asyncpg.Connection, source_id: int) -> rows.Source:
 
 
 async def load_linker(conn: asyncpg.Connection) -> LinkText:
-    """The importer's linker over the current catalog (db.ingest.linker), or no links until it exists."""
-    try:
-        module: Any = importlib.import_module("db.ingest.linker")
-    except ModuleNotFoundError:
-        return lambda _headline, _paragraphs: Links()
-    linker = await module.Linker.load(conn)
-    link: LinkText = linker.link
-    return link
+    """The importer's linker over the current catalog (cached by db.ingest.linker while unchanged)."""
+    linker = await Linker.load(conn)
+    return linker.link
 
 
 async def import_page_text(conn: asyncpg.Connection, raw: bytes) -> ImportResult:
@@ -613,4 +609,5 @@ async def import_page_text(conn: asyncpg.Connection, raw: bytes) -> ImportResult
         raise InvalidInput("body: the page must be UTF-8 text", field="body") from None
     if not text.strip():
         raise InvalidInput("body: the page is empty", field="body")
+    await ensure_gazetteer(conn)  # as `sitrep import` does: a fresh database gets the shipped catalog
     return await import_text(conn, text, await load_linker(conn))
