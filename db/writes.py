@@ -550,9 +550,7 @@ async def get_location(conn: asyncpg.Connection, location_id: int) -> rows.Locat
     row = await conn.fetchrow(query("write_get_location"), location_id)
     if row is None:
         raise NotFound(f"no location {location_id}", field="id")
-    ancestors = [
-        rows.LocationRef(**dict(r)) for r in await conn.fetch(query("write_location_ancestors"), location_id)
-    ]
+    ancestors = [rows.LocationRef(**dict(r)) for r in await conn.fetch(query("write_location_ancestors"), location_id)]
     return rows.Location(**dict(row), ancestors=ancestors, parent=ancestors[-1] if ancestors else None)
 
 
