@@ -65,6 +65,9 @@ BYPASSED_TRIGGERS = {
     "entry_sources_count_insert": "the generator adds its links to source_entry_counts itself",
     "entry_sources_count_delete": "DELETE only",
     "entry_sources_count_update": "UPDATE only",
+    "entry_locations_count_insert": "the generator adds its links to location_entry_counts itself",
+    "entry_locations_count_delete": "DELETE only",
+    "entry_locations_count_update": "UPDATE only",
 }
 BULK_TABLES = ("blogs", "entries", "entry_actors", "entry_locations", "entry_sources", "media")
 BATCH = 25_000
@@ -410,6 +413,7 @@ class _Rows:
         # links per actor and per source, for the entry-count tables their triggers would keep
         self.actor_links = [0] * len(cat.actors)
         self.source_links = [0] * len(cat.sources)
+        self.location_links = [0] * len(cat.locations)
         self.location_ids = [row[0] for row in cat.locations]
         self.source_ids = [row[0] for row in cat.sources]
 
@@ -425,7 +429,7 @@ class _Rows:
         a_n, l_n, s_n = len(actor_cw) - 1, len(location_cw) - 1, len(source_cw) - 1
         cat = self.cat
         actor_ids, location_ids, source_ids = self.actor_ids, self.location_ids, self.source_ids
-        actor_links, source_links = self.actor_links, self.source_links
+        actor_links, source_links, location_links = self.actor_links, self.source_links, self.location_links
         actor_names, location_names = cat.actor_names, cat.location_names
         heads = [name[0].upper() + name[1:] for name in actor_names]  # as a sentence starts
         source_phrases, persons = cat.source_phrases, cat.actor_persons
@@ -472,6 +476,7 @@ class _Rows:
                 actor_links[index] += 1
             for index in locations:
                 l_rows.append((entry_id, location_ids[index], published))
+                location_links[index] += 1
             for index in sources:
                 s_rows.append((entry_id, source_ids[index], published))
                 source_links[index] += 1
@@ -706,6 +711,7 @@ async def generate(
             await conn.execute("SET LOCAL session_replication_role = origin")
             await conn.execute(query("generate_actor_entry_counts"), rows.actor_ids, rows.actor_links)
             await conn.execute(query("generate_source_entry_counts"), rows.source_ids, rows.source_links)
+            await conn.execute(query("generate_location_entry_counts"), rows.location_ids, rows.location_links)
 
     report("analyze", 0, 1)
     await conn.execute(query("generate_analyze"))

@@ -39,7 +39,13 @@ INSERT INTO source_entry_counts AS c (source_id, entry_count)
 SELECT t.source_id, t.n FROM unnest($1::bigint[], $2::bigint[]) AS t (source_id, n) WHERE t.n > 0 ORDER BY t.source_id
     ON CONFLICT (source_id) DO UPDATE SET entry_count = c.entry_count + excluded.entry_count
 
+-- name: generate_location_entry_counts
+-- Add generated links to the per-location entry counts (their statement triggers were bypassed).
+INSERT INTO location_entry_counts AS c (location_id, entry_count)
+SELECT t.location_id, t.n FROM unnest($1::bigint[], $2::bigint[]) AS t (location_id, n) WHERE t.n > 0 ORDER BY t.location_id
+    ON CONFLICT (location_id) DO UPDATE SET entry_count = c.entry_count + excluded.entry_count
+
 -- name: generate_analyze
 -- Fresh planner statistics for every table the generator wrote to.
 ANALYZE blogs, entries, actors, locations, location_closure, sources, entry_actors, entry_locations, entry_sources, media,
-        actor_entry_counts, source_entry_counts
+        actor_entry_counts, source_entry_counts, location_entry_counts

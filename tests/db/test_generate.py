@@ -175,6 +175,7 @@ async def test_entry_counts_match_the_links(generated: asyncpg.Connection) -> No
     for table, column, counts in (
         ("entry_actors", "actor_id", "actor_entry_counts"),
         ("entry_sources", "source_id", "source_entry_counts"),
+        ("entry_locations", "location_id", "location_entry_counts"),
     ):
         wrong = await generated.fetchval(
             f"""SELECT count(*) FROM (SELECT {column}, count(*) AS n FROM {table} GROUP BY {column}) real
@@ -243,3 +244,12 @@ async def test_the_command_refuses_a_bad_count_in_one_line(db_dsn: str, tmp_path
     assert proc.returncode == 2
     assert "--entries" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_blogs_sets_how_many_blogs_share_the_entries(conn: asyncpg.Connection) -> None:
+    result = await generate(conn, entries=500, seed=2, blogs=10, end=END)
+    assert result.blogs == 10
+    per_blog = [r["n"] for r in await conn.fetch("SELECT count(*) AS n FROM entries GROUP BY blog_id")]
+    assert len(per_blog) == 10
+    assert min(per_blog) >= 30
+    assert await conn.fetchval("SELECT count(*) FROM blogs WHERE status = 'live'") == 1
