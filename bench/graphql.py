@@ -1,0 +1,442 @@
+"""GraphQL benchmark: sitrep's /graphql beside PostGraphile on the same database, same run.
+
+    nice -n 10 .venv/bin/python bench/graphql.py \\
+        --dsn postgresql://postgres@127.0.0.1:5432/sitrep_bench --duration 10 --rounds 3
+
+Two servers, one process each, on 127.0.0.1 against one database:
+  sitrep        `sitrep serve` (uvicorn, uvloop, httptools; SITREP_LOAD_SAMPLE=false)
+  PostGraphile  v4 (bench/postgraphile/server.js, with pg-many-to-many and connection-filter;
+                installed from bench/postgraphile/package-lock.json by `npm ci` when missing)
+Both get a pool of 10 connections (sitrep's default pool_max; PostGraphile's `max`).
+
+Two queries, each written the way a user of that server would write it:
+  Q2  the latest 50 entries with their actors (with role), locations and sources
+  Q3  the latest 50 entries of the actor with the most entries, in a 30-day window
+      (the 30 days up to that actor's latest entry, as bench/rest.py's Q3)
+
+First each query is sent once to each server and the answers compared (same entries in the
+same order, same number of actors, locations and sources per entry); a mismatch stops the
+run. Then wrk POSTs the JSON body (a Lua script) at 16 connections for --duration seconds,
+runs interleaved (sitrep, PostGraphile, sitrep, …) for --rounds rounds after a short
+warm-up; the medians of requests/s and p99 latency are reported. Nothing here asserts a
+speed: it measures and prints a Markdown table (and --out JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+PG_DIR = REPO / "bench" / "postgraphile"
+SERVERS = ("sitrep", "postgraphile")
+
+# ---------------------------------------------------------------- the queries
+
+SITREP_NODE = """
+      databaseId
+      publishedAt
+      headline
+      body
+      kind
+      actors { role actor { databaseId slug name kind } }
+      locations { databaseId slug name kind latitude longitude }
+      sources { databaseId slug name kind }
+"""
+
+POSTGRAPHILE_NODE = """
+      id
+      publishedAt
+      headline
+      body
+      kind
+      actorsByEntryActorEntryIdAndActorId { edges { role node { id slug name kind } } }
+      locationsByEntryLocationEntryIdAndLocationId { nodes { id slug name kind latitude longitude } }
+      sourcesByEntrySourceEntryIdAndSourceId { nodes { id slug name kind } }
+"""
+
+QUERIES: dict[str, dict[str, str]] = {
+    "Q2": {
+        "sitrep": "query Q2 { entries(first: 50) { nodes {" + SITREP_NODE + "} } }",
+        "postgraphile": "query Q2 { allEntries(first: 50, orderBy: [PUBLISHED_AT_DESC, ID_DESC]) { nodes {"
+        + POSTGRAPHILE_NODE
+        + "} } }",
+    },
+    "Q3": {
+        "sitrep": "query Q3($actor: String!, $since: DateTime!, $until: DateTime!) {"
+        " entries(filter: {actor: [$actor], publishedAfter: $since, publishedBefore: $until}, first: 50)"
+        " { nodes {" + SITREP_NODE + "} } }",
+        # from the actor through its link rows (their published_at copy is indexed with the
+        # actor), filtered by connection-filter; the many-to-many form is Q3_MANY_TO_MANY
+        "postgraphile": "query Q3($actor: String!, $since: Datetime!, $until: Datetime!) {"
+        " actorBySlug(slug: $actor) { entryActorsByActorId(first: 50,"
+        " orderBy: [PUBLISHED_AT_DESC, ENTRY_ID_DESC],"
+        " filter: {publishedAt: {greaterThanOrEqualTo: $since, lessThan: $until}}) { nodes { entryByEntryId {"
+        + POSTGRAPHILE_NODE
+        + "} } } } }",
+    },
+}
+# PostGraphile's Q3 through pg-many-to-many, filtering the entries themselves (--q3-many-to-many)
+Q3_MANY_TO_MANY = (
+    "query Q3($actor: String!, $since: Datetime!, $until: Datetime!) {"
+    " actorBySlug(slug: $actor) { entriesByEntryActorActorIdAndEntryId(first: 50,"
+    " orderBy: [PUBLISHED_AT_DESC, ID_DESC],"
+    " filter: {publishedAt: {greaterThanOrEqualTo: $since, lessThan: $until}}) { nodes {"
+    + POSTGRAPHILE_NODE
+    + "} } } }"
+)
+TITLES = {
+    "Q2": "latest 50 entries with actors (role), locations, sources",
+    "Q3": "latest 50 of the top actor in 30 days, same links",
+}
+
+
+async def pick_targets(dsn: str) -> dict[str, str]:
+    """The actor with the most entries and the 30 days up to its latest entry."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT a.id, a.slug FROM (SELECT actor_id, count(*) AS n FROM entry_actors GROUP BY actor_id"
+            " ORDER BY n DESC LIMIT 1) t JOIN actors a ON a.id = t.actor_id"
+        )
+        assert row is not None, "the database has no linked actors"
+        latest = await conn.fetchval("SELECT max(published_at) FROM entry_actors WHERE actor_id = $1", row["id"])
+        total = await conn.fetchval("SELECT count(*) FROM entries")
+    finally:
+        await conn.close()
+    until = latest + timedelta(seconds=1)
+    since = until - timedelta(days=30)
+    return {
+        "actor": row["slug"],
+        "since": since.isoformat().replace("+00:00", "Z"),
+        "until": until.isoformat().replace("+00:00", "Z"),
+        "entries": str(total),
+    }
+
+
+def bodies(targets: dict[str, str]) -> dict[tuple[str, str], bytes]:
+    variables = {"Q2": {}, "Q3": {k: targets[k] for k in ("actor", "since", "until")}}
+    return {
+        (q, server): json.dumps({"query": text, "variables": variables[q]}).encode()
+        for q, by_server in QUERIES.items()
+        for server, text in by_server.items()
+    }
+
+
+def summary(q: str, server: str, body: dict[str, Any]) -> list[tuple[int, int, int, int]]:
+    """(entry id, actors, locations, sources) per entry, from either server's answer."""
+    if body.get("errors") or not body.get("data"):
+        raise RuntimeError(f"{server} {q} answered errors: {json.dumps(body)[:800]}")
+    data = body["data"]
+    if server == "sitrep":
+        return [
+            (n["databaseId"], len(n["actors"]), len(n["locations"]), len(n["sources"]))
+            for n in data["entries"]["nodes"]
+        ]
+    if q == "Q2":
+        nodes = data["allEntries"]["nodes"]
+    elif "entryActorsByActorId" in data["actorBySlug"]:
+        nodes = [n["entryByEntryId"] for n in data["actorBySlug"]["entryActorsByActorId"]["nodes"]]
+    else:
+        nodes = data["actorBySlug"]["entriesByEntryActorActorIdAndEntryId"]["nodes"]
+    return [
+        (
+            int(n["id"]),
+            len(n["actorsByEntryActorEntryIdAndActorId"]["edges"]),
+            len(n["locationsByEntryLocationEntryIdAndLocationId"]["nodes"]),
+            len(n["sourcesByEntrySourceEntryIdAndSourceId"]["nodes"]),
+        )
+        for n in nodes
+    ]
+
+
+def check_same(urls: dict[str, str], requests: dict[tuple[str, str], bytes]) -> dict[str, int]:
+    """Each query once on each server: the same entries, in order, with the same link counts."""
+    counts = {}
+    with httpx.Client(timeout=60) as client:
+        for q in QUERIES:
+            got = {}
+            for server in SERVERS:
+                r = client.post(urls[server], content=requests[q, server], headers={"content-type": "application/json"})
+                r.raise_for_status()
+                got[server] = summary(q, server, r.json())
+            if got["sitrep"] != got["postgraphile"]:
+                raise RuntimeError(f"{q}: the servers disagree:\n{got}")
+            if len(got["sitrep"]) != 50:
+                raise RuntimeError(f"{q}: {len(got['sitrep'])} entries, not 50")
+            counts[q] = len(got["sitrep"])
+    return counts
+
+
+# ---------------------------------------------------------------- the servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], name: str, url: str, body: bytes) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}")
+        with suppress(httpx.TransportError):
+            r = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=5)
+            if r.status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer in 90 s")
+        time.sleep(0.3)
+
+
+@contextmanager
+def started(name: str, dsn: str, pool: int) -> Iterator[tuple[str, int]]:
+    """One server process; yields its /graphql URL and pid."""
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="sitrep-bench-gql-")
+    env = {**os.environ, "DATABASE_URL": dsn}
+    if name == "sitrep":
+        env |= {
+            "SITREP_LOAD_SAMPLE": "false",
+            "SITREP_SECRET": "bench-secret-not-for-production",
+            "SITREP_DATA_DIR": data_dir,
+            "SITREP_ANONYMOUS_RATE": "100000000",  # measure the API, not the anonymous rate limit
+            "SITREP_POOL_MAX": str(pool),
+        }
+        env.pop("REDIS_URL", None)
+        cmd = [str(VENV_BIN / "sitrep"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        cwd = REPO
+    else:
+        env |= {"PORT": str(port), "POOL_SIZE": str(pool), "NODE_ENV": "production"}
+        cmd = ["node", "server.js"]
+        cwd = PG_DIR
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        _wait_ready(proc, name, url, json.dumps({"query": "{ __typename }"}).encode())
+        yield url, proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass
+class WrkRun:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: int
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
+
+
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = {body}
+"""
+
+
+def lua_script(folder: Path, name: str, body: bytes) -> Path:
+    path = folder / f"{name}.lua"
+    # a JSON string is a valid Lua string literal once escaped as one; use a long bracket instead
+    path.write_text(LUA.format(body="[==[" + body.decode() + "]==]"))
+    return path
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) -> WrkRun:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"\s50%\s+(\S+)", out)
+    p99 = re.search(r"\s99%\s+(\S+)", out)
+    if not (rps and p50 and p99):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkRun(
+        requests_per_s=float(rps.group(1)),
+        p50_ms=_ms(p50.group(1)),
+        p99_ms=_ms(p99.group(1)),
+        non_2xx=int(non2xx.group(1)) if non2xx else 0,
+        errors=sum(int(g) for g in errors.groups()) if errors else 0,
+    )
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    pg = json.loads((PG_DIR / "node_modules" / "postgraphile" / "package.json").read_text())["version"]
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "schema", "db", "api"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "sitrep_commit": commit + (" (+ uncommitted changes in schema/db/api)" if dirty else ""),
+        "python": platform.python_version(),
+        "strawberry": version("strawberry-graphql"),
+        "litestar": version("litestar"),
+        "uvicorn": version("uvicorn"),
+        "postgraphile": pg,
+        "node": node,
+    }
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with suppress(OSError), open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    with open("/proc/meminfo") as info:
+        mem_kib = int(next(line.split()[1] for line in info if line.startswith("MemTotal")))
+    return {
+        "cpu": cpu,
+        "nproc": str(os.cpu_count()),
+        "memory_gib": str(round(mem_kib / 2**20)),
+        "kernel": platform.release(),
+    }
+
+
+def table(medians: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [
+        "| query | sitrep req/s | PostGraphile req/s | sitrep / PG | sitrep p99 ms | PostGraphile p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for q, by_server in medians.items():
+        s, p = by_server["sitrep"], by_server["postgraphile"]
+        lines.append(
+            f"| {q} {TITLES[q]} | {s['requests_per_s']:.0f} | {p['requests_per_s']:.0f} "
+            f"| {s['requests_per_s'] / p['requests_per_s']:.2f} | {s['p99_ms']:.1f} | {p['p99_ms']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/sitrep_bench")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (it shares the cores)")
+    parser.add_argument("--pool", type=int, default=10, help="database connections per server")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of wrk per server and query before measuring")
+    parser.add_argument("--check-only", action="store_true", help="compare the answers and stop")
+    parser.add_argument(
+        "--q3-many-to-many", action="store_true", help="PostGraphile's Q3 through pg-many-to-many instead"
+    )
+    parser.add_argument("--out", type=Path, help="write every run as JSON here")
+    args = parser.parse_args()
+
+    if not (PG_DIR / "node_modules" / ".package-lock.json").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PG_DIR, check=True)
+    if args.q3_many_to_many:
+        QUERIES["Q3"]["postgraphile"] = Q3_MANY_TO_MANY
+    targets = asyncio.run(pick_targets(args.dsn))
+    requests = bodies(targets)
+    print(
+        f"database: {targets['entries']} entries; Q3 actor {targets['actor']} {targets['since']} .. {targets['until']}"
+    )
+
+    with (
+        started("sitrep", args.dsn, args.pool) as (sitrep_url, _),
+        started("postgraphile", args.dsn, args.pool) as (pg_url, _),
+    ):
+        urls = {"sitrep": sitrep_url, "postgraphile": pg_url}
+        counts = check_same(urls, requests)
+        print(f"answers agree: {counts} entries each")
+        if args.check_only:
+            return 0
+        runs: dict[str, dict[str, list[WrkRun]]] = {q: {s: [] for s in SERVERS} for q in QUERIES}
+        with tempfile.TemporaryDirectory(prefix="sitrep-bench-lua-") as folder:
+            scripts = {key: lua_script(Path(folder), f"{key[0]}-{key[1]}", body) for key, body in requests.items()}
+            for q in QUERIES:
+                for server in SERVERS:
+                    wrk(urls[server], scripts[q, server], args.warmup, args.connections, args.threads)
+            for round_no in range(1, args.rounds + 1):
+                for q in QUERIES:
+                    for server in SERVERS:
+                        run = wrk(urls[server], scripts[q, server], args.duration, args.connections, args.threads)
+                        runs[q][server].append(run)
+                        print(
+                            f"round {round_no} {q} {server:12} {run.requests_per_s:8.1f} req/s"
+                            f"  p50 {run.p50_ms:7.1f} ms  p99 {run.p99_ms:7.1f} ms"
+                            f"  non-2xx {run.non_2xx}  socket errors {run.errors}",
+                            flush=True,
+                        )
+        # the answers after the load are still the same
+        check_same(urls, requests)
+
+    medians = {
+        q: {
+            s: {
+                "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+                "p99_ms": statistics.median(r.p99_ms for r in rs),
+                "p50_ms": statistics.median(r.p50_ms for r in rs),
+            }
+            for s, rs in by_server.items()
+        }
+        for q, by_server in runs.items()
+    }
+    report = {
+        "machine": machine(),
+        "versions": versions(),
+        "targets": targets,
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "queries": QUERIES,
+        "runs": {q: {s: [asdict(r) for r in rs] for s, rs in by.items()} for q, by in runs.items()},
+        "medians": medians,
+    }
+    print()
+    print(table(medians))
+    print()
+    print(json.dumps({"machine": report["machine"], "versions": report["versions"]}, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
