@@ -152,9 +152,9 @@ def _validate(name: str, owner: str | None, rate: int, expires_at: datetime | No
         raise InvalidInput(f"rate must be 1 to {MAX_RATE} requests a minute", field="rate")
     if expires_at is not None:
         if expires_at.tzinfo is None:
-            raise InvalidInput("expires must carry a time zone (e.g. 2027-01-01T00:00Z)", field="expires")
+            raise InvalidInput("the expiry time must carry a zone (e.g. 2027-01-01T00:00Z)", field="expires_at")
         if expires_at <= datetime.now(UTC):
-            raise InvalidInput("expires must be in the future", field="expires")
+            raise InvalidInput("the expiry time must be in the future", field="expires_at")
 
 
 # --- queries ------------------------------------------------------------------------------
