@@ -9,8 +9,7 @@ Subscribers (an SSE client, a GraphQL subscription) each get a bounded queue. De
 never waits for a subscriber: one whose queue is full is cut off (`overflowed`), so a slow
 client cannot slow the others or grow memory without bound; it can reconnect and resume.
 Entry filters are checked in PostgreSQL (db.where.matches_sql), one query per distinct
-filter per batch. A delete cannot be matched once the entry is gone, so every entry
-subscriber gets the tombstone (the client drops ids it does not hold).
+filter per batch. A deleted entry is judged on its last state (`tombstone_may_match`).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import os
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -184,9 +184,65 @@ class Hub:
         for filter, subs in by_filter.items():
             matching = await matching_ids(conn, filter, live_ids)
             for change in entries:
-                if change.op == "delete" or change.id in matching:
+                if change.id in matching if change.op != "delete" else tombstone_may_match(filter, change.data):
                     for sub in subs:
                         sub.offer(change)
+
+
+def _all(values: list[bool | None]) -> bool | None:
+    if False in values:
+        return False
+    return None if None in values else True
+
+
+def _any(values: list[bool | None]) -> bool | None:
+    if True in values:
+        return True
+    return None if None in values else False
+
+
+def _judge(f: EntryFilter, doc: dict[str, Any]) -> bool | None:
+    """Does the entry's last state match `f` (references as ids)? None: it cannot tell."""
+    verdicts: list[bool | None] = []
+    if f.blog:
+        verdicts.append(doc["blog"]["id"] in f.blog)
+    if f.actor:
+        linked = {a["actor"]["id"] for a in doc["actors"]}
+        wanted = set(f.actor)
+        verdicts.append(wanted <= linked if f.actor_match == "all" else bool(wanted & linked))
+    if f.source:
+        verdicts.append(bool(set(f.source) & {s["id"] for s in doc["sources"]}))
+    if f.kind:
+        verdicts.append(doc["kind"] in f.kind)
+    published = datetime.fromisoformat(doc["published_at"])
+    if f.since is not None:
+        verdicts.append(published >= f.since)
+    if f.until is not None:
+        verdicts.append(published < f.until)
+    if f.updated_since is not None:
+        verdicts.append(datetime.fromisoformat(doc["updated_at"]) >= f.updated_since)
+    placed = {loc["id"] for loc in doc["locations"]}
+    if f.location:  # the place itself decides; a place inside it needs the hierarchy
+        verdicts.append(True if placed & set(f.location) else (None if placed else False))
+    if f.bbox is not None:
+        verdicts.append(None if placed else False)
+    if f.q:
+        verdicts.append(None)
+    verdicts += [_judge(sub, doc) for sub in f.and_]
+    if f.or_:
+        verdicts.append(_any([_judge(sub, doc) for sub in f.or_]))
+    if f.not_ is not None:
+        inner = _judge(f.not_, doc)
+        verdicts.append(None if inner is None else not inner)
+    return _all(verdicts)
+
+
+def tombstone_may_match(resolved: EntryFilter, doc: dict[str, Any] | None) -> bool:
+    """A deleted entry can no longer be matched in SQL: judge its last state, and when that
+    cannot decide (text search, places inside places), deliver: a client drops unknown ids."""
+    if doc is None or resolved == _EMPTY:
+        return True
+    return _judge(resolved, doc) is not False
 
 
 async def matching_ids(conn: asyncpg.Connection, resolved: EntryFilter, ids: list[int]) -> set[int]:
@@ -211,7 +267,7 @@ async def replay(pool: asyncpg.Pool, resolved: EntryFilter, after: int, upto: in
         if not batch:
             return
         for change in batch:
-            if change.op == "delete" or change.id in matching:
+            if change.id in matching if change.op != "delete" else tombstone_may_match(resolved, change.data):
                 yield change
         after = batch[-1].seq
 

@@ -25,7 +25,7 @@ import msgspec
 import pytest
 import websockets
 
-from api.live import Hub, follow
+from api.live import Hub, follow, tombstone_may_match
 from db import keys, writes
 from db.filters import EntryFilter
 from db.pool import connect, create_pool
@@ -346,11 +346,20 @@ async def test_the_stream_applies_the_entry_filters(two_instances: tuple[str, st
     only_zelenskyy = await SseClient(f"{b}/v1/stream/entries?actor=zelenskyy", _auth(write_token)).start()
     try:
         async with httpx.AsyncClient(base_url=a, headers=_auth(write_token)) as client:
+            ids = []
             for n, actor in enumerate(["peskov", "zelenskyy", "peskov", "zelenskyy"]):
-                assert (await client.post("/v1/entries", json=_entry(n, actor))).status_code == 201
-        events = await only_zelenskyy.wait_for(2, 2.0)
+                response = await client.post("/v1/entries", json=_entry(n, actor))
+                assert response.status_code == 201
+                ids.append(response.json()["id"])
+            for entry_id in ids[:2]:  # a deletion reaches only the streams the entry matched
+                assert (await client.delete(f"/v1/entries/{entry_id}")).status_code == 204
+        events = await only_zelenskyy.wait_for(3, 2.0)
         await asyncio.sleep(0.3)
-        assert [e.data["headline"] for e in events] == ["Update 1", "Update 3"]
+        assert [(e.type, e.data["headline"]) for e in events] == [
+            ("created", "Update 1"),
+            ("created", "Update 3"),
+            ("deleted", "Update 1"),
+        ]
     finally:
         await only_zelenskyy.stop()
     async with httpx.AsyncClient(base_url=b, headers=_auth(write_token)) as client:
@@ -512,3 +521,47 @@ async def test_a_slow_subscriber_is_cut_off_without_slowing_the_others(db_dsn: s
         await conn.close()
         await hub.aclose()
         await pool.close()
+
+
+LAST_STATE: dict[str, Any] = {
+    "id": 9,
+    "blog": {"id": 1, "slug": "day-1", "title": "Day 1"},
+    "kind": "post",
+    "published_at": "2023-09-13T10:00:00+00:00",
+    "updated_at": "2023-09-13T10:05:00+00:00",
+    "actors": [{"role": "speaker", "actor": {"id": 5, "slug": "peskov"}}],
+    "sources": [{"id": 3, "slug": "tass"}],
+    "locations": [{"id": 7, "slug": "moscow"}],
+}
+T = datetime.fromisoformat
+
+
+@pytest.mark.parametrize(
+    ("filter", "delivered"),
+    [
+        (EntryFilter(), True),
+        (EntryFilter(blog=(1,)), True),
+        (EntryFilter(blog=(2,)), False),
+        (EntryFilter(actor=(5, 6)), True),
+        (EntryFilter(actor=(5, 6), actor_match="all"), False),
+        (EntryFilter(source=(4,)), False),
+        (EntryFilter(kind=("video",)), False),
+        (EntryFilter(since=T("2023-09-13T11:00Z")), False),
+        (EntryFilter(until=T("2023-09-13T11:00Z")), True),
+        (EntryFilter(updated_since=T("2023-09-14T00:00Z")), False),
+        (EntryFilter(location=(7,)), True),
+        (EntryFilter(location=(99,)), True),  # Moscow might lie inside 99: deliver rather than miss
+        (EntryFilter(q="talks"), True),
+        (EntryFilter(blog=(2,), q="talks"), False),
+        (
+            EntryFilter(
+                or_=(EntryFilter(blog=(2,)), EntryFilter(actor=(5,))),
+            ),
+            True,
+        ),
+        (EntryFilter(not_=EntryFilter(actor=(5,))), False),
+        (EntryFilter(not_=EntryFilter(q="talks")), True),
+    ],
+)
+def test_a_deleted_entry_is_judged_on_its_last_state(filter: EntryFilter, delivered: bool) -> None:
+    assert tombstone_may_match(filter, LAST_STATE) is delivered
