@@ -18,7 +18,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from db.page import Cursors
 from schema.context import Db, GraphContext
-from schema.errors import BAD_USER_INPUT
+from schema.errors import BAD_USER_INPUT, ApiError, RateLimited
 from schema.execute import Outcome, execute
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # Apollo's APQ protocol expects this code
@@ -96,13 +96,28 @@ async def _run(request: Request[Any, Any, Any], given: GraphRequest, *, get_meth
     ctx = GraphContext(
         Db(pool=request.app.state.pool), cursors, caller=getattr(request.state, "caller", None), request=request
     )
+
+    async def charge(cost: int) -> ApiError | None:
+        """Charge the estimated cost to the caller's rate (api/ratelimit.py) before running."""
+        if "auth" not in request.app.state:
+            return None
+        from api.ratelimit import charge_connection
+
+        decision = await charge_connection(request, cost)
+        if decision.allowed:
+            return None
+        return RateLimited(
+            f"This query's estimated cost ({cost}) is over what is left of your rate; retry in {decision.retry_after} s",
+            extensions={"cost": cost, "retryAfter": decision.retry_after},
+        )
+
     try:
         outcome: Outcome = await execute(
-            ctx, query, given.variables, given.operationName, allow_mutations=not get_method
+            ctx, query, given.variables, given.operationName, allow_mutations=not get_method, charge=charge
         )
     finally:
         await ctx.db.release()
-    request.state.graphql_cost = outcome.cost  # what the rate limiter may charge
+    request.state.graphql_cost = outcome.cost
     if get_method and outcome.operation == "mutation":
         return Response(msgspec.json.encode(outcome.body), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
     return _respond(outcome.body, cacheable=get_method)

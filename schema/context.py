@@ -8,7 +8,7 @@ connection for the request keeps the cost of a query to one pool checkout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -26,7 +26,7 @@ class Db:
 
     def __init__(self, *, pool: asyncpg.Pool | None = None, conn: asyncpg.Connection | None = None) -> None:
         self._pool = pool
-        self._conn = conn
+        self._conn: Any = conn  # a Connection, or the pool's proxy of one
         self._owned = False
         self._lock = asyncio.Lock()
 
@@ -55,7 +55,7 @@ class GraphContext:
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
 
     def loader(
-        self, key: Hashable, batch: Callable[[asyncpg.Connection, Sequence[K]], Awaitable[dict[K, V]]], default: Any
+        self, key: Hashable, batch: Callable[[asyncpg.Connection, list[K]], Awaitable[dict[K, V]]], default: Any
     ) -> DataLoader[K, V]:
         """One DataLoader per relation (and arguments) per request: a level's keys, one statement."""
         found = self._loaders.get(key)

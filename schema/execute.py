@@ -8,6 +8,7 @@ on Strawberry's executor. Both answer the same JSON (tests/schema/test_fast.py).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -24,7 +25,7 @@ from graphql.execution.values import get_variable_values
 
 from schema import build, fast, limits
 from schema.context import GraphContext
-from schema.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, coded
+from schema.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, ApiError, coded
 
 _CACHE_SIZE = 512
 
@@ -96,7 +97,10 @@ async def execute(
     *,
     allow_mutations: bool = True,
     use_fast: bool = True,
+    charge: Callable[[int], Awaitable[ApiError | None]] | None = None,
 ) -> Outcome:
+    """Run one request; `charge` (the rate limiter's) sees the cost estimate before execution
+    and may refuse it with an error."""
     parsed = _parse_and_validate(query)
     if parsed.document is None:
         return Outcome(body=_errors(parsed.errors))
@@ -118,6 +122,9 @@ async def execute(
     ctx.cost = cost
     if limit_errors:
         return Outcome(body=_errors(limit_errors), operation=kind.value, cost=cost)
+    if charge is not None and (refused := await charge(cost)) is not None:
+        error = GraphQLError(refused.message, operation, original_error=refused)
+        return Outcome(body=_errors([error]), operation=kind.value, cost=cost)
     if use_fast and kind == OperationType.QUERY:
         body = await fast.execute(schema, operation, fragments, coerced, ctx)
         if body is not None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -27,6 +26,7 @@ from graphql import (
     GraphQLSkipDirective,
     InlineFragmentNode,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
@@ -62,7 +62,7 @@ class Walk:
 
     # ------------------------------------------------------------ selections
 
-    def _included(self, node: FieldNode | FragmentSpreadNode | InlineFragmentNode) -> bool:
+    def _included(self, node: SelectionNode) -> bool:
         if not node.directives:
             return True
         skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
@@ -160,8 +160,7 @@ class Walk:
             if name == "__typename":
                 parts.append((key, _const3(f"{type_name}Connection")))
             elif name == "totalCount":
-                found = await counts()
-                parts.append((key, lambda i, _p, _c, found=found: found[i]))
+                parts.append((key, _indexed(await counts())))
             elif name == "pageInfo":
                 parts.append((key, self._page_info(subnodes)))
             elif name == "nodes":
@@ -226,6 +225,10 @@ def _const(value: Any) -> Callable[[Any], Any]:
 
 def _const3(value: Any) -> Callable[[int, Paged[Any], list[str]], Any]:
     return lambda _i, _p, _c: value
+
+
+def _indexed(values: list[int]) -> Callable[[int, Paged[Any], list[str]], Any]:
+    return lambda i, _p, _c: values[i]
 
 
 def _slicer(objs: list[Any], offsets: list[int]) -> Callable[[int, Paged[Any], list[str]], Any]:
@@ -360,10 +363,10 @@ def _one(table: str, child: str, key: Callable[[Any], int | None]) -> Relation:
         ids = [k for r in rows if (k := key(r)) is not None]
         found = await walk.ctx.db.run(graph.by_ids, table, ids)
         children = list(found.values())
-        objs = dict(
+        objs: dict[int | None, Any] = dict(
             zip((c.id for c in children), await walk.objects(child, children, walk.subsets(nodes)), strict=True)
         )
-        return lambda r: objs.get(key(r))  # type: ignore[arg-type]
+        return lambda r: objs.get(key(r))
 
     return relation
 
@@ -394,7 +397,7 @@ def _filter_input(value: dict[str, Any] | None) -> EntryFilterInput | None:
         published_before=value.get("publishedBefore"),
         updated_after=value.get("updatedAfter"),
         search=value.get("search"),
-        kind=[EntryKind(k) if not isinstance(k, Enum) else k for k in value["kind"]] if value.get("kind") else None,
+        kind=[EntryKind(k) for k in value["kind"]] if value.get("kind") else None,
         bbox=None
         if bbox is None
         else BBoxInput(min_lon=bbox["minLon"], min_lat=bbox["minLat"], max_lon=bbox["maxLon"], max_lat=bbox["maxLat"]),

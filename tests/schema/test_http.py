@@ -77,3 +77,19 @@ async def test_browser_gets_graphiql(client: AsyncTestClient, world: World) -> N
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "graphiql" in response.text.lower()
+
+
+async def test_costly_queries_spend_the_rate_and_are_refused_when_it_is_spent(db_dsn: str, world: World) -> None:
+    from api.app import create_app
+    from api.settings import Settings
+
+    query = "{ entries(first: 30) { nodes { id } } }"  # estimated at 30 rows
+    async with AsyncTestClient(create_app(Settings(secret="t", anonymous_rate=50), db_dsn)) as client:
+        first = await client.post("/graphql", json={"query": query})
+        assert "data" in first.json()
+        assert int(first.headers["ratelimit-remaining"]) <= 20
+        second = await client.post("/graphql", json={"query": query})
+        error = second.json()["errors"][0]
+        assert error["extensions"]["code"] == "RATE_LIMITED"
+        assert error["extensions"]["retryAfter"] > 0
+        assert "data" not in second.json()
