@@ -8,6 +8,8 @@ under /docs/assets, so it works with no network (no CDN).
 
 from __future__ import annotations
 
+import copy
+from http import HTTPStatus
 from importlib.metadata import version
 from typing import Any
 
@@ -16,14 +18,17 @@ from litestar import Litestar, Request, get
 from litestar.config.app import AppConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Contact, License, Server, Tag
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Contact, License, SecurityScheme, Server, Tag
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from api.formats import FORMATS_BY_OPERATION, MEDIA_TYPES, Format
+
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 DOCS_PATH = "/docs"
 ASSETS = f"{DOCS_PATH}/assets"
 
@@ -75,6 +80,16 @@ class LocalSwaggerUI(SwaggerRenderPlugin):
             favicon=f"<link rel='icon' type='image/png' href='{ASSETS}/favicon-32x32.png'>",
         )
 
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, openapi_dict(request.app))
+
+
+class RefinedJson(JsonRenderPlugin):
+    """/docs/openapi.json: the same refined document as /openapi.json."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return openapi_document(request.app)
+
 
 def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
@@ -86,20 +101,179 @@ def openapi_config() -> OpenAPIConfig:
         license=License(name="MIT", identifier="MIT"),
         servers=[Server(url="/", description="This server")],
         tags=TAGS,
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", description="Authorization: Bearer <key>"),
+                "apiKey": SecurityScheme(
+                    type="apiKey", name="X-API-Key", security_scheme_in="header", description="X-API-Key: <key>"
+                ),
+            }
+        ),
+        # anonymous reads are allowed (at a low rate) unless the server requires a key
+        security=[{}, {"bearer": []}, {"apiKey": []}],
         use_handler_docstrings=True,
         path=DOCS_PATH,
-        render_plugins=[LocalSwaggerUI()],
+        render_plugins=[LocalSwaggerUI(), RefinedJson()],
     )
+
+
+def openapi_dict(app: Litestar) -> dict[str, Any]:
+    """Litestar's document with what it cannot know from signatures (see `refine`)."""
+    cached: dict[str, Any] | None = app.state.get("openapi_dict")
+    if cached is None:
+        cached = app.state["openapi_dict"] = refine(copy.deepcopy(app.openapi_schema.to_schema()))
+    return cached
 
 
 def openapi_document(app: Litestar) -> bytes:
     """The OpenAPI document as committed: sorted keys, two-space indent, a final newline."""
     cached: bytes | None = app.state.get("openapi_document")
     if cached is None:
-        raw = msgspec.json.encode(app.openapi_schema.to_schema(), order="sorted")
-        cached = msgspec.json.format(raw, indent=2) + b"\n"
-        app.state["openapi_document"] = cached
+        raw = msgspec.json.encode(openapi_dict(app), order="sorted")
+        cached = app.state["openapi_document"] = msgspec.json.format(raw, indent=2) + b"\n"
     return cached
+
+
+# ---------------------------------------------------------------- refinements
+#
+# Handlers declare their parameters and success bodies; what every route shares is added
+# here once: the problem responses (api/errors.py answers every failure as
+# application/problem+json, where Litestar would document its own 400 body), 304 for
+# conditional GETs (api/caching.py), and the `format` parameter with its media types on the
+# lists that offer formats (api/formats.py).
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "The parameters or fields at fault, each with its reason",
+            "items": {
+                "type": "object",
+                "required": ["name", "reason"],
+                "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+FEATURE_COLLECTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 7946 FeatureCollection: one Point feature per entry and location it names",
+    "required": ["type", "features"],
+    "properties": {
+        "type": {"const": "FeatureCollection"},
+        "features": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "id", "geometry", "properties"],
+                "properties": {
+                    "type": {"const": "Feature"},
+                    "id": {"type": "string"},
+                    "geometry": {
+                        "type": "object",
+                        "required": ["type", "coordinates"],
+                        "properties": {
+                            "type": {"const": "Point"},
+                            "coordinates": {
+                                "type": "array",
+                                "description": "[longitude, latitude]",
+                                "items": {"type": "number"},
+                                "minItems": 2,
+                                "maxItems": 2,
+                            },
+                        },
+                    },
+                    "properties": {"type": "object"},
+                },
+            },
+        },
+        "page": {"type": "object", "description": "The page, as in the JSON answer"},
+    },
+}
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+_WRITES = ("post", "put", "patch", "delete")
+
+
+def _problem(status: int) -> dict[str, Any]:
+    return {"description": HTTPStatus(status).phrase, "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}}
+
+
+def _problem_statuses(path: str, method: str, offered: bool) -> list[int]:
+    if path == "/ready":
+        return [503]
+    if not path.startswith("/v1/"):
+        return []
+    statuses = [400, 401, 404, 429, 503]
+    if method in _WRITES or path.startswith("/v1/keys"):
+        statuses.append(403)
+    if method in ("post", "put", "patch"):
+        statuses += [409, 413, 422]
+    if offered:
+        statuses.append(406)
+    return sorted(statuses)
+
+
+def _is_litestar_default(response: dict[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("description") == "Validation Exception")
+
+
+def _list_item_schema(doc: dict[str, Any], ok: dict[str, Any]) -> dict[str, Any]:
+    ref = ok.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+    component = doc["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {})
+    items: dict[str, Any] = component.get("properties", {}).get("data", {}).get("items", {})
+    return items
+
+
+def _add_formats(doc: dict[str, Any], op: dict[str, Any], offered: tuple[Format, ...]) -> None:
+    names = [f.value for f in offered]
+    op.setdefault("parameters", []).append(
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "description": "The response format; overrides the Accept header. ndjson streams the whole result.",
+            "schema": {"type": "string", "enum": names},
+        }
+    )
+    content = op["responses"]["200"].setdefault("content", {})
+    for fmt in offered:
+        if fmt is Format.NDJSON:
+            content[MEDIA_TYPES[fmt]] = {"schema": _list_item_schema(doc, op["responses"]["200"])}
+        elif fmt is Format.CSV:
+            content[MEDIA_TYPES[fmt]] = {
+                "schema": {"type": "string", "description": "A header row, then one row a record"}
+            }
+        elif fmt is Format.GEOJSON:
+            content[MEDIA_TYPES[fmt]] = {"schema": FEATURE_COLLECTION_SCHEMA}
+
+
+def refine(doc: dict[str, Any]) -> dict[str, Any]:
+    doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path, item in doc.get("paths", {}).items():
+        for method in _METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            responses = op.setdefault("responses", {})
+            offered = FORMATS_BY_OPERATION.get(op.get("operationId", ""))
+            for status in _problem_statuses(path, method, offered is not None):
+                existing = responses.get(str(status))
+                if existing is None or _is_litestar_default(existing):
+                    responses[str(status)] = _problem(status)
+            if method == "get" and path.startswith("/v1/") and "200" in responses:
+                responses.setdefault("304", {"description": "Not Modified: the If-None-Match tag still matches"})
+            if offered is not None and "200" in responses:
+                _add_formats(doc, op, offered)
+    return doc
 
 
 @get(

@@ -41,6 +41,10 @@ MEDIA_TYPES: dict[Format, str] = {
     Format.CSV: "text/csv",
     Format.GEOJSON: "application/geo+json",
 }
+# the lists that offer formats beyond JSON, by operationId (the OpenAPI document lists them)
+FORMATS_BY_OPERATION: dict[str, tuple[Format, ...]] = {
+    "listEntries": (Format.JSON, Format.NDJSON, Format.CSV, Format.GEOJSON),
+}
 # what a list answers in each format's Content-Type (Litestar adds "; charset=utf-8" to text/*)
 CONTENT_TYPES: dict[Format, str] = {**MEDIA_TYPES, Format.CSV: "text/csv; header=present"}
 
@@ -227,14 +231,17 @@ def entries_page_response(
 _ndjson = msgspec.json.Encoder()
 
 
-async def ndjson_entries(pool: asyncpg.Pool, filter: EntryFilter, sort: EntrySort = "-published_at") -> Stream:
+async def ndjson_entries(
+    conn: asyncpg.Connection, pool: asyncpg.Pool, filter: EntryFilter, sort: EntrySort = "-published_at"
+) -> Stream:
     """Every matching entry, one JSON object a line, streamed from a server-side cursor.
 
-    The filter's references are checked before the response starts, so an unknown slug is
-    still a 404 problem rather than a broken stream.
+    The filter's references are checked on the request's connection `conn` before the
+    response starts, so an unknown slug is still a 404 problem rather than a broken stream;
+    the rows are then read on a connection of their own from `pool`, held only while the
+    stream runs (a client that goes away ends it).
     """
-    async with pool.acquire() as proxy:
-        await where.resolve_entry_filter(cast(asyncpg.Connection, proxy), filter)
+    await where.resolve_entry_filter(conn, filter)
 
     async def lines() -> AsyncIterator[bytes]:
         async with pool.acquire() as proxy:

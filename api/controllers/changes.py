@@ -7,6 +7,7 @@ from typing import Annotated, Any, cast
 import asyncpg
 import msgspec
 from litestar import Request, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Response
 
@@ -47,6 +48,12 @@ def _int(query: Query, name: str, default: int, low: int, high: int) -> int:
     operation_id="listChanges",
     tags=["changes"],
     summary="Every create, update and delete after a seq, in commit order",
+    # the handler encodes the body itself; document what it encodes
+    responses={
+        200: ResponseSpec(
+            data_container=ChangeList, generate_examples=False, description="The changes after `after`, in commit order"
+        )
+    },
     description=(
         "For mirroring the dataset: apply the changes in order, store `page.next_after`, ask again with"
         " `after` set to it. `seq` only grows and a change is never published after a later one, so"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import asyncpg
 import msgspec
@@ -12,6 +12,7 @@ from litestar.openapi.spec import Example
 from litestar.params import PathParameter
 from litestar.response import Response
 
+from api import formats
 from api import params as p
 from api.connection import provide_connection
 from api.controllers.listing import PageInfo, cursors, list_response, page_info
@@ -64,10 +65,16 @@ async def list_entries(
     flt, order = query.entry_filter(), query.entry_sort()
     page = query.page(cursors(request), sort=order, filter=flt, value_type=SORT_KEY_TYPE)
     query.done()
+    fmt = formats.negotiate(request.headers.get("accept"), request.query_params.get("format"))
+    if fmt is formats.Format.NDJSON:  # the whole result, streamed: no page
+        return cast(Response[EntryList], await formats.ndjson_entries(conn, request.app.state.pool, flt, order))
     found = await entries.list_entries(conn, flt, order, page)
     data = await entries.with_relations(conn, found.rows)
     info = page_info(request, found, page.limit, sort=order, filter=flt)
-    return list_response(request, EntryList(data=data, page=info), info)
+    response = list_response(request, EntryList(data=data, page=info), info)
+    if fmt is formats.Format.JSON:
+        return response
+    return cast(Response[EntryList], formats.entries_page_response(fmt, data, info, dict(response.headers)))
 
 
 @get(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
 import pytest
+from litestar.testing import AsyncTestClient
 
+from api.app import create_app
 from api.formats import Format, NotAcceptable, entries_csv, entries_geojson, negotiate
+from api.settings import Settings
 from db import export
 from db.entries import with_relations
 from db.errors import InvalidInput, NotFound
@@ -185,3 +189,119 @@ async def test_export_of_an_unknown_reference_is_not_found(conn: asyncpg.Connect
         async for _ in export.iter_entries(conn, EntryFilter(actor=("nobody",))):
             pass
     assert caught.value.field == "actor"
+
+
+# ---------------------------------------------------------------- over HTTP: GET /v1/entries
+
+
+@pytest.fixture
+async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    settings = Settings(secret="formats-test-secret", anonymous_rate=100_000)
+    async with AsyncTestClient(create_app(settings, db_dsn)) as client:
+        yield client
+
+
+@pytest.fixture
+async def many(conn: asyncpg.Connection, linked: dict[str, int]) -> int:
+    """450 more entries in their own blog: more than the largest page (200)."""
+    blog = await f.blog(conn, "many-updates")
+    await conn.executemany(
+        "INSERT INTO entries (blog_id, published_at, headline, body) VALUES ($1, $2, $3, $4)",
+        [(blog, f.at(10 + i), f"update {i}", [f"paragraph {i}"]) for i in range(450)],
+    )
+    return blog
+
+
+@pytest.mark.parametrize("how", [{"params": {"format": "ndjson"}}, {"headers": {"Accept": "application/x-ndjson"}}])
+async def test_ndjson_streams_the_whole_result_past_the_page_limit(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    many: int,
+    linked: dict[str, int],
+    how: dict[str, dict[str, str]],
+) -> None:
+    response = await client.get("/v1/entries", **how)  # type: ignore[arg-type]
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    assert "etag" not in response.headers  # streamed: see api/caching.py
+    lines = response.content.splitlines()
+    assert len(lines) == 452  # every entry, no page limit
+    rows = [msgspec.json.decode(line) for line in lines]
+    assert [r["headline"] for r in rows[:2]] == ["update 449", "update 448"]  # newest first
+    tricky = next(r for r in rows if r["id"] == linked["tricky"])
+    # each line is the same object the JSON list answers
+    page = (await client.get("/v1/entries", params={"blog": "kyiv-live"})).json()
+    assert tricky == next(e for e in page["data"] if e["id"] == linked["tricky"])
+
+
+async def test_ndjson_applies_the_filters_and_sort(client: AsyncTestClient, many: int) -> None:  # type: ignore[type-arg]
+    response = await client.get(
+        "/v1/entries", params={"format": "ndjson", "blog": "many-updates", "sort": "published_at", "q": "update"}
+    )
+    headlines = [msgspec.json.decode(line)["headline"] for line in response.content.splitlines()]
+    assert headlines == [f"update {i}" for i in range(450)]
+
+
+async def test_ndjson_with_an_unknown_reference_is_a_404_problem(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    response = await client.get("/v1/entries", params={"format": "ndjson", "actor": "nobody-at-all"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["name"] == "actor"
+
+
+async def test_csv_page_follows_the_link_header(client: AsyncTestClient, many: int) -> None:  # type: ignore[type-arg]
+    first = await client.get("/v1/entries", params={"blog": "many-updates", "limit": 200, "format": "csv"})
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("text/csv")
+    assert "header=present" in first.headers["content-type"]
+    ids: list[str] = []
+    response = first
+    while True:
+        rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+        ids += [row["id"] for row in rows]
+        link = response.links.get("next")
+        if link is None:
+            break
+        assert "format=csv" in link["url"]
+        response = await client.get(link["url"])
+        assert response.headers["content-type"].startswith("text/csv")
+    assert len(ids) == len(set(ids)) == 450
+
+
+async def test_accept_text_csv_answers_csv(client: AsyncTestClient, linked: dict[str, int]) -> None:  # type: ignore[type-arg]
+    response = await client.get("/v1/entries", headers={"Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    assert {int(r["id"]) for r in rows} == {linked["tricky"], linked["plain"]}
+
+
+async def test_geojson_page(client: AsyncTestClient, linked: dict[str, int]) -> None:  # type: ignore[type-arg]
+    response = await client.get("/v1/entries", params={"format": "geojson", "limit": 1, "sort": "published_at"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/geo+json")
+    body = response.json()
+    assert body["type"] == "FeatureCollection"
+    assert {feat["properties"]["location"] for feat in body["features"]} == {"crimea", "sevastopol"}
+    assert body["page"]["limit"] == 1
+    assert body["page"]["next_cursor"]
+    assert 'rel="next"' in response.headers["link"]
+
+
+async def test_an_accept_the_list_cannot_answer_is_a_406_problem(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    response = await client.get("/v1/entries", headers={"Accept": "image/png"})
+    assert response.status_code == 406
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "text/csv" in response.json()["detail"]
+
+
+async def test_an_unknown_format_is_a_400_naming_it(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    response = await client.get("/v1/entries", params={"format": "xml"})
+    assert response.status_code == 400
+    assert [e["name"] for e in response.json()["errors"]] == ["format"]
+
+
+async def test_each_format_has_its_own_etag(client: AsyncTestClient, linked: dict[str, int]) -> None:  # type: ignore[type-arg]
+    tags = set()
+    for fmt in ("json", "csv", "geojson"):
+        response = await client.get("/v1/entries", params={"format": fmt})
+        assert "Accept" in response.headers["vary"]
+        tags.add(response.headers["etag"])
+    assert len(tags) == 3
