@@ -156,7 +156,7 @@ _SPEECH = (
     r"announc(?:e|es|ed|ing)|confirm(?:s|ed|ing)?|den(?:y|ies|ied|ying)|warn(?:s|ed|ing)?|urg(?:e|es|ed|ing)|"
     r"add(?:s|ed|ing)?|stat(?:es|ed|ing)|report(?:s|ed|ing)?|admit(?:s|ted|ting)?|promis(?:e|es|ed|ing)|"
     r"call(?:s|ed|ing)?|spok(?:e|en)|speaks?|thank(?:s|ed|ing)?|ask(?:s|ed|ing)?|prais(?:e|es|ed|ing)|hail(?:s|ed|ing)?|"
-    r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|blam(?:e|es|ed|ing)|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
+    r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|blam(?:e|es|ed|ing)|repeat(?:s|ed|ing)?|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
     r"comment(?:s|ed|ing)?|repl(?:y|ies|ied|ying)|post(?:s|ed|ing)|tweet(?:s|ed|ing)|alleg(?:e|es|ed|ing)|"
     r"vow(?:s|ed|ing)?|pledg(?:e|es|ed|ing)|condemn(?:s|ed|ing)?|explain(?:s|ed|ing)?|declar(?:e|es|ed|ing)|"
     r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?)"
@@ -169,7 +169,8 @@ _AUX = (
 _PASSIVE = re.compile(r"(?:was|were|is|are|been|be)\s+(?:told|asked|urged|warned|called|thanked|accused)\b")
 _TITLE = (
     r"(?i:spokes(?:person|man|woman)|press\s+(?:secretary|service|office)|official|officials|agency\s+officials?|"
-    r"president|prime\s+minister|minister|chief|head|leader|governor|ambassador|commander|translator|office)"
+    r"president|prime\s+minister|chancellor|minister|secretary[\s-]+general|secretary|chief|head|leader|governor|"
+    r"ambassador|commander|translator|office)"
 )
 _NAME_WORD = r"(?:[A-Z][\w'.-]*|von|van|der|de|bin|al)"
 _COORD = r"(?:\s*,?\s+and\s+(?:the\s+)?[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})?"
@@ -190,7 +191,8 @@ _SPEAKER_BEFORE = re.compile(
 _BEFORE_END = re.compile(r"(?:\s+" + _TITLE + r")?\s*(?:[.,;:!?\"]|$)")
 # a state speaks only as the subject: directly before its verb, its head or government between
 _STATE_AFTER = re.compile(
-    r"(?:'s\s+(?i:president|prime\s+minister|foreign\s+minister|government|leader|authorities)\b"
+    r"(?:'s\s+(?i:president|prime\s+minister|chancellor|foreign\s+minister|foreign\s+ministry|government|leader|"
+    r"authorities)\b"
     r"(?:\s+" + _NAME_WORD + r"){0,4})?"
     + _COORD
     + r"(?P<comma>\s*,)?\s*" + _AUX + _SPEECH + r"\b"
