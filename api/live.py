@@ -18,10 +18,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -81,6 +84,7 @@ class Hub:
         self.poll_interval = poll_interval
         self.last_seq = 0  # every change up to here has been dispatched
         self.listening = False
+        self.closing = False
         self._subscribers: set[Subscriber] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -94,6 +98,12 @@ class Hub:
         self._task = asyncio.create_task(self._run(), name="sitrep-live-hub")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._started.wait(), 5)
+
+    def end_streams(self) -> None:
+        """Close every subscriber and refuse new ones: the server is going away."""
+        self.closing = True
+        for sub in list(self._subscribers):
+            sub.close()
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -171,6 +181,8 @@ class Hub:
         """A new subscriber, and the seq up to which it must replay from the log itself."""
         sub = Subscriber(self, resolved, maxsize or self.queue_size)
         self._subscribers.add(sub)
+        if self.closing:
+            sub.close()
         return sub, self.last_seq
 
     async def _dispatch(self, conn: asyncpg.Connection, batch: list[Change], subscribers: list[Subscriber]) -> None:
@@ -307,9 +319,44 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
         await hub.start()
         app.state.live = hub
         app.state.live_heartbeat = float(os.environ.get("SITREP_HEARTBEAT_SECONDS", "15"))
+        restore = _end_streams_on_exit(hub)
         try:
             yield
         finally:
+            restore()
             await hub.aclose()
 
     return lifespan
+
+
+def _end_streams_on_exit(hub: Hub) -> Callable[[], None]:
+    """End every stream as soon as the server is told to stop.
+
+    A server shuts down gracefully by waiting for open responses to finish, and a stream
+    never finishes by itself; the lifespan's shutdown (which would close them) only runs
+    after that wait. So the signal handler the server installed is wrapped: on SIGTERM or
+    SIGINT the hub closes its subscribers (streams end, clients reconnect elsewhere with
+    Last-Event-ID), then the server's own handler runs. Returns what undoes the wrapping.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    wrapped: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(hub.end_streams)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
+        wrapped[sig] = (previous, handler)
+
+    def restore() -> None:
+        for sig, (previous, handler) in wrapped.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, previous)
+
+    return restore

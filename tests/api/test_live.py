@@ -35,7 +35,9 @@ SECRET = "h8-live-test-secret"
 
 
 @contextlib.contextmanager
-def serve(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
+def serve(
+    dsn: str, data_dir: Path, processes: list[subprocess.Popen[bytes]] | None = None, **env: str
+) -> Iterator[str]:
     """One sitrep instance on a free port; its base URL once /health answers."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -54,6 +56,8 @@ def serve(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
     }
     command = [sys.executable, "-m", "uvicorn", "api.asgi:app", "--fd", str(sock.fileno()), "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=REPO, env=environment, pass_fds=[sock.fileno()])
+    if processes is not None:
+        processes.append(process)
     sock.close()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -480,6 +484,20 @@ async def test_the_hub_reconnects_after_losing_its_listen_connection_and_misses_
         assert listening == 2
     finally:
         await admin.close()
+        await sse.stop()
+
+
+async def test_a_stopping_server_ends_its_streams_instead_of_waiting_for_them(
+    db_dsn: str, tmp_path: Path, write_token: str
+) -> None:
+    processes: list[subprocess.Popen[bytes]] = []
+    with serve(db_dsn, tmp_path, processes) as base:
+        sse = await SseClient(f"{base}/v1/stream/entries", _auth(write_token)).start()
+        processes[0].terminate()
+        stopped = time.monotonic()
+        await asyncio.wait_for(sse.ended.wait(), 5)
+        await asyncio.to_thread(processes[0].wait, 5)  # TimeoutExpired if it hangs on the open stream
+        assert time.monotonic() - stopped < 5
         await sse.stop()
 
 
