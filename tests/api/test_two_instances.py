@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import websockets
 
 from db import keys as keydb
 
@@ -178,6 +180,25 @@ async def test_revocation_on_one_instance_is_honoured_by_the_other_within_a_seco
         assert cli_row.id in out.decode()
         for instance in instances:
             assert await wait_until_refused(client, instance.url, by_cli, 1.0) < 1.0
+
+    # WebSockets: the revoked key is refused at connection_init, a bad header key at the handshake
+    ws_url = b.url.replace("http://", "ws://") + "/graphql"
+    protocol = [websockets.Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(ws_url, subprotocols=protocol, open_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {admin}"}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+    async with websockets.connect(ws_url, subprotocols=protocol, open_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {victim}"}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(
+            ws_url, subprotocols=protocol, open_timeout=5, additional_headers={"X-API-Key": victim}
+        ):
+            pass
+    assert refused.value.response.status_code == 403
 
 
 async def test_keys_made_by_the_cli_work_on_both_instances_and_rotation_refuses_the_old_secret(
