@@ -396,4 +396,3 @@ async def test_when_the_listen_connection_is_lost_lookups_bypass_the_cache_until
     finally:
         await services.aclose()
         await pool.close()
-
