@@ -355,3 +355,20 @@ def test_a_huge_sentence_stays_linear(linker: Linker) -> None:
     assert time.perf_counter() - start < 3
     assert {a.slug for a in links.actors} >= {"vladimir-putin", "kim-jong-un", "dmitry-peskov"}
     assert "moscow" in links.locations
+
+
+def test_entries_written_for_the_project(linker: Linker) -> None:
+    """A second, smaller corpus in other words than the seed's, against the same policy."""
+    cases = json.loads((ANNOTATIONS.parent / "linker_cases.json").read_text(encoding="utf-8"))["entries"]
+    expected: set[Item] = set()
+    got: set[Item] = set()
+    for i, case in enumerate(cases):
+        key = str(i)
+        expected |= _items(key, case, roles=True)
+        got |= _items(key, _as_dict(linker.link(case["headline"], case["paragraphs"])), roles=True)
+    precision, recall = _score(expected, got)
+    print(
+        f"written cases, with actor roles: precision {precision:.3f}, recall {recall:.3f} ({len(expected)} annotated)"
+    )
+    assert precision >= 0.9
+    assert recall >= 0.9
