@@ -500,6 +500,7 @@ async def _send_problem(
     raw = [
         (b"content-type", b"application/problem+json"),
         (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
         *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
         *extra,
     ]
