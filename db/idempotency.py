@@ -69,6 +69,7 @@ async def once(
                     )
                     if stored is None:
                         raise _Raced
+                    await conn.execute(query("idempotency_prune"))  # keyed writes clean up after themselves
                 return answer
         except _Raced:
             continue

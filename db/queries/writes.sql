@@ -183,3 +183,11 @@ ON CONFLICT (caller, key) DO UPDATE
        location = excluded.location, created_at = now()
  WHERE k.created_at <= now() - interval '1 day'
 RETURNING key
+
+-- name: idempotency_prune
+-- Forget up to 100 keys more than a day old (skipping rows another writer is pruning).
+DELETE FROM idempotency_keys
+ WHERE ctid = ANY (ARRAY(
+       SELECT ctid FROM idempotency_keys
+        WHERE created_at < now() - interval '1 day'
+        LIMIT 100 FOR UPDATE SKIP LOCKED))

@@ -205,3 +205,15 @@ async def test_concurrent_requests_with_one_key_write_once(db_dsn: str, conn: as
     assert len({a.body for a in answers}) == 1
     assert sorted(a.replayed for a in answers) == [False, True, True, True]
     assert await conn.fetchval("SELECT count(*) FROM entries") == 1
+
+
+async def test_keys_older_than_a_day_are_forgotten(conn: asyncpg.Connection) -> None:
+    await _catalog(conn)
+    await _post_entry(conn, "old-key", BODY)
+    await conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+    again = await _post_entry(conn, "old-key", BODY)  # an expired key is a new request
+    assert not again.replayed
+    assert await conn.fetchval("SELECT count(*) FROM entries") == 2
+    await conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+    await _post_entry(conn, "new-key", BODY)
+    assert [r["key"] for r in await conn.fetch("SELECT key FROM idempotency_keys")] == ["new-key"]
