@@ -18,8 +18,12 @@ First each query is sent once to each server and the answers compared (same entr
 same order, same number of actors, locations and sources per entry); a mismatch stops the
 run. Then wrk POSTs the JSON body (a Lua script) at 16 connections for --duration seconds,
 runs interleaved (sitrep, PostGraphile, sitrep, …) for --rounds rounds after a short
-warm-up; the medians of requests/s and p99 latency are reported. Nothing here asserts a
-speed: it measures and prints a Markdown table (and --out JSON).
+warm-up; the medians of requests/s and p99 latency are reported.
+
+On a machine shared with other work, requests/s depends on what else runs; so each run
+also records the CPU time spent per request by the server process and by its PostgreSQL
+backends (found by application_name), which other load barely moves. Nothing here
+asserts a speed: it measures and prints a Markdown table (and --out JSON).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil  # type: ignore[import-untyped]
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -231,7 +236,13 @@ def started(name: str, dsn: str, pool: int) -> Iterator[tuple[str, int]]:
         cmd = [str(VENV_BIN / "sitrep"), "serve", "--host", "127.0.0.1", "--port", str(port)]
         cwd = REPO
     else:
-        env |= {"PORT": str(port), "POOL_SIZE": str(pool), "NODE_ENV": "production"}
+        sep = "&" if "?" in dsn else "?"
+        env |= {
+            "DATABASE_URL": f"{dsn}{sep}application_name=postgraphile",
+            "PORT": str(port),
+            "POOL_SIZE": str(pool),
+            "NODE_ENV": "production",
+        }
         cmd = ["node", "server.js"]
         cwd = PG_DIR
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
@@ -254,11 +265,59 @@ def started(name: str, dsn: str, pool: int) -> Iterator[tuple[str, int]]:
 
 @dataclass
 class WrkRun:
+    requests: int
     requests_per_s: float
     p50_ms: float
     p99_ms: float
     non_2xx: int
     errors: int
+    server_cpu_ms: float = 0.0  # per request
+    db_cpu_ms: float = 0.0  # per request, the server's PostgreSQL backends
+
+
+APP_NAMES = {"sitrep": "sitrep", "postgraphile": "postgraphile"}  # their connections' application_name
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        with suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+class CpuMeter:
+    """CPU seconds used by a server's process tree and by its PostgreSQL backends."""
+
+    def __init__(self, dsn: str, pid: int, app_name: str) -> None:
+        self.dsn, self.app_name = dsn, app_name
+        self.server = psutil.Process(pid)
+
+    def _backends(self) -> dict[int, psutil.Process]:
+        async def pids() -> list[int]:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = $1", self.app_name)
+            finally:
+                await conn.close()
+            return [r["pid"] for r in rows]
+
+        found = {}
+        for pid in asyncio.run(pids()):
+            with suppress(psutil.Error):
+                found[pid] = psutil.Process(pid)
+        return found
+
+    def snapshot(self) -> tuple[float, dict[int, float]]:
+        tree = [self.server, *self.server.children(recursive=True)]
+        return _cpu(tree), {pid: _cpu([p]) for pid, p in self._backends().items()}
+
+    @staticmethod
+    def spent(before: tuple[float, dict[int, float]], after: tuple[float, dict[int, float]]) -> tuple[float, float]:
+        """(server seconds, database seconds) between two snapshots; a new backend counts whole."""
+        db = sum(t - before[1].get(pid, 0.0) for pid, t in after[1].items())
+        return after[0] - before[0], db
 
 
 def _ms(text: str) -> float:
@@ -288,14 +347,16 @@ def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) ->
         text=True,
         check=True,
     ).stdout
+    total = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"\s50%\s+(\S+)", out)
     p99 = re.search(r"\s99%\s+(\S+)", out)
-    if not (rps and p50 and p99):
+    if not (total and rps and p50 and p99):
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkRun(
+        requests=int(total.group(1)),
         requests_per_s=float(rps.group(1)),
         p50_ms=_ms(p50.group(1)),
         p99_ms=_ms(p99.group(1)),
@@ -342,14 +403,16 @@ def machine() -> dict[str, str]:
 
 def table(medians: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [
-        "| query | sitrep req/s | PostGraphile req/s | sitrep / PG | sitrep p99 ms | PostGraphile p99 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| query | sitrep req/s | PostGraphile req/s | sitrep / PG | sitrep p99 ms | PostGraphile p99 ms "
+        "| CPU ms/request sitrep (server + db) | CPU ms/request PostGraphile (server + db) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for q, by_server in medians.items():
         s, p = by_server["sitrep"], by_server["postgraphile"]
         lines.append(
             f"| {q} {TITLES[q]} | {s['requests_per_s']:.0f} | {p['requests_per_s']:.0f} "
-            f"| {s['requests_per_s'] / p['requests_per_s']:.2f} | {s['p99_ms']:.1f} | {p['p99_ms']:.1f} |"
+            f"| {s['requests_per_s'] / p['requests_per_s']:.2f} | {s['p99_ms']:.1f} | {p['p99_ms']:.1f} "
+            f"| {s['server_cpu_ms']:.1f} + {s['db_cpu_ms']:.1f} | {p['server_cpu_ms']:.1f} + {p['db_cpu_ms']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -381,10 +444,14 @@ def main() -> int:
     )
 
     with (
-        started("sitrep", args.dsn, args.pool) as (sitrep_url, _),
-        started("postgraphile", args.dsn, args.pool) as (pg_url, _),
+        started("sitrep", args.dsn, args.pool) as (sitrep_url, sitrep_pid),
+        started("postgraphile", args.dsn, args.pool) as (pg_url, pg_pid),
     ):
         urls = {"sitrep": sitrep_url, "postgraphile": pg_url}
+        meters = {
+            "sitrep": CpuMeter(args.dsn, sitrep_pid, APP_NAMES["sitrep"]),
+            "postgraphile": CpuMeter(args.dsn, pg_pid, APP_NAMES["postgraphile"]),
+        }
         counts = check_same(urls, requests)
         print(f"answers agree: {counts} entries each")
         if args.check_only:
@@ -398,11 +465,16 @@ def main() -> int:
             for round_no in range(1, args.rounds + 1):
                 for q in QUERIES:
                     for server in SERVERS:
+                        before = meters[server].snapshot()
                         run = wrk(urls[server], scripts[q, server], args.duration, args.connections, args.threads)
+                        server_s, db_s = CpuMeter.spent(before, meters[server].snapshot())
+                        run.server_cpu_ms = 1000 * server_s / max(run.requests, 1)
+                        run.db_cpu_ms = 1000 * db_s / max(run.requests, 1)
                         runs[q][server].append(run)
                         print(
                             f"round {round_no} {q} {server:12} {run.requests_per_s:8.1f} req/s"
                             f"  p50 {run.p50_ms:7.1f} ms  p99 {run.p99_ms:7.1f} ms"
+                            f"  cpu/req {run.server_cpu_ms:5.2f} + db {run.db_cpu_ms:5.2f} ms"
                             f"  non-2xx {run.non_2xx}  socket errors {run.errors}",
                             flush=True,
                         )
@@ -415,6 +487,8 @@ def main() -> int:
                 "requests_per_s": statistics.median(r.requests_per_s for r in rs),
                 "p99_ms": statistics.median(r.p99_ms for r in rs),
                 "p50_ms": statistics.median(r.p50_ms for r in rs),
+                "server_cpu_ms": statistics.median(r.server_cpu_ms for r in rs),
+                "db_cpu_ms": statistics.median(r.db_cpu_ms for r in rs),
             }
             for s, rs in by_server.items()
         }
