@@ -151,16 +151,17 @@ def _words_pattern(words: Iterable[str]) -> str:
 
 # --- context patterns ------------------------------------------------------------------------
 
-_SPEECH = (
-    r"(?:say|says|said|saying|tell|tells|told|telling|claim(?:s|ed|ing)?|wr[io]tes?|wrote|writing|"
+_SPEECH_WORDS = (
+    r"say|says|said|saying|tell|tells|told|telling|claim(?:s|ed|ing)?|wr[io]tes?|wrote|writing|"
     r"announc(?:e|es|ed|ing)|confirm(?:s|ed|ing)?|den(?:y|ies|ied|ying)|warn(?:s|ed|ing)?|urg(?:e|es|ed|ing)|"
     r"add(?:s|ed|ing)?|stat(?:es|ed|ing)|report(?:s|ed|ing)?|admit(?:s|ted|ting)?|promis(?:e|es|ed|ing)|"
     r"call(?:s|ed|ing)?|spok(?:e|en)|speaks?|thank(?:s|ed|ing)?|ask(?:s|ed|ing)?|prais(?:e|es|ed|ing)|hail(?:s|ed|ing)?|"
     r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|blam(?:e|es|ed|ing)|repeat(?:s|ed|ing)?|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
     r"comment(?:s|ed|ing)?|repl(?:y|ies|ied|ying)|post(?:s|ed|ing)|tweet(?:s|ed|ing)|alleg(?:e|es|ed|ing)|"
     r"vow(?:s|ed|ing)?|pledg(?:e|es|ed|ing)|condemn(?:s|ed|ing)?|explain(?:s|ed|ing)?|declar(?:e|es|ed|ing)|"
-    r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?)"
+    r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?"
 )
+_SPEECH = "(?:" + _SPEECH_WORDS + ")"
 _AUX = (
     r"(?:(?:has|have|had|was|were|is|are|will|would|also|later|then|further|again|earlier|previously|"
     r"reportedly|publicly|once\s+again|has\s+been|have\s+been|had\s+been)\s+)*"
@@ -220,7 +221,7 @@ _SOURCE_ON = re.compile(
 )
 _SOURCE_ON_CONTEXT = re.compile(
     r"\b(?:post|posts|posted|statement|message|video|channel|account|page|wrote|writes|tweeted|"
-    + _SPEECH[3:-1]
+    + _SPEECH_WORDS
     + r")\b"
 )
 _SOURCE_AFTER = re.compile(
