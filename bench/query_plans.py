@@ -1,4 +1,4 @@
-"""EXPLAIN ANALYZE of the entry list queries Q1–Q5 on a large database, and their latency.
+"""EXPLAIN ANALYZE of the entry list queries Q1-Q5 on a large database, and their latency.
 
     nice .venv/bin/python bench/query_plans.py postgresql://postgres@127.0.0.1/sitrep_bench
 
