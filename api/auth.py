@@ -221,6 +221,11 @@ class Keyring:
         self._cache.pop(str(key_id), None)
         self._spawn(self.refresh_origins())
 
+    def forget(self, key_id: str) -> None:
+        """Drop a key this process just changed (its own NOTIFY arrives a moment later)."""
+        self._generation += 1
+        self._cache.pop(key_id, None)
+
     def _forget_all(self) -> None:
         self._generation += 1
         self._cache.clear()

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
-from api.auth import require_scope
+from api.auth import Keyring, require_scope, services_of
 from db import keys as keydb
 
 
@@ -73,8 +73,11 @@ def _pool(request: Request[Any, Any, Any]) -> asyncpg.Pool:
 
 
 def _pepper(request: Request[Any, Any, Any]) -> str:
-    pepper: str = request.app.state.auth.pepper
-    return pepper
+    return services_of(request).pepper
+
+
+def _keyring(request: Request[Any, Any, Any]) -> Keyring:
+    return services_of(request).keyring
 
 
 class KeysController(Controller):
@@ -113,6 +116,7 @@ class KeysController(Controller):
     async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> None:
         async with _pool(request).acquire() as conn:
             await keydb.revoke_key(conn, key_id)
+        _keyring(request).forget(key_id)
 
     @post(
         "/{key_id:str}/rotate",
@@ -123,4 +127,5 @@ class KeysController(Controller):
     async def rotate_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> NewKeyOut:
         async with _pool(request).acquire() as conn:
             row, token = await keydb.rotate_key(conn, _pepper(request), key_id)
+        _keyring(request).forget(key_id)
         return new_key_out(row, token)
