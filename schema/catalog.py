@@ -1,119 +1,66 @@
-"""Connections over the catalog lists (blogs, actors, locations, sources) of the query layer."""
+"""Connections over the catalog lists of the query layer: blogs, actors, locations, sources."""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from db import actors as db_actors
+from db import blogs as db_blogs
+from db import locations as db_locations
+from db import sources as db_sources
+from db.filters import ActorFilter, BlogFilter, LocationFilter, SourceFilter
+from db.page import Paged
 from schema.context import GraphContext
-from schema.errors import BadInput
 from schema.relay import page_of
 from schema.types import Actor, Blog, Connection, Location, Source, connection
 
-_KEY_TYPES: dict[str, type] = {"name": str, "-entry_count": int}
+# catalog: type name -> (list function, count function, empty filter, row -> object)
+CATALOGS: dict[str, tuple[Callable[..., Awaitable[Paged[Any]]], Callable[..., Awaitable[int]], msgspec.Struct, Any]] = {
+    "Blog": (db_blogs.list_blogs, db_blogs.count_blogs, BlogFilter(), Blog.from_row),
+    "Actor": (db_actors.list_actors, db_actors.count_actors, ActorFilter(), Actor.from_row),
+    "Location": (db_locations.list_locations, db_locations.count_locations, LocationFilter(), Location.from_row),
+    "Source": (db_sources.list_sources, db_sources.count_sources, SourceFilter(), Source.from_row),
+}
+_KEY_TYPES: dict[str, type] = {"name": str, "-entry_count": int, "-published_at": datetime}
 
 
-def _db(module: str, name: str) -> Any:
-    # the catalog modules land in db/ independently of this skin; looked up when first used
-    return getattr(importlib.import_module(f"db.{module}"), name)
+class CatalogPage:
+    """A catalog list's filter, sort and page, decoded once (both execution paths use it)."""
+
+    def __init__(
+        self, ctx: GraphContext, type_name: str, f: msgspec.Struct | None, sort: str, args: dict[str, Any]
+    ) -> None:
+        self.lister, self.counter, empty, self.wrap = CATALOGS[type_name]
+        self.filter = f if f is not None else empty
+        self.sort = sort
+        self.page = page_of(
+            ctx.cursors,
+            sort=sort,
+            filter=self.filter,
+            value_type=_KEY_TYPES[sort],
+            first=args.get("first"),
+            after=args.get("after"),
+            last=args.get("last"),
+            before=args.get("before"),
+        )
+        self.ctx = ctx
+
+    def cursor(self, key: Any) -> str:
+        return self.ctx.cursors.encode(key, sort=self.sort, filter=self.filter)
+
+    async def fetch(self) -> Paged[Any]:
+        return await self.ctx.db.run(self.lister, self.filter, self.sort, self.page)
+
+    async def count(self) -> int:
+        return int(await self.ctx.db.run(self.counter, self.filter))
 
 
-async def _catalog(
-    ctx: GraphContext,
-    lister: Any,
-    counter: Any,
-    wrap: Any,
-    f: msgspec.Struct | None,
-    sort: str,
-    value_type: type,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
+async def catalog_connection(
+    ctx: GraphContext, type_name: str, f: msgspec.Struct | None, sort: str, args: dict[str, Any]
 ) -> Connection[Any]:
-    page = page_of(
-        ctx.cursors, sort=sort, filter=f, value_type=value_type, first=first, after=after, last=last, before=before
-    )
-    found = await ctx.db.run(lister, f, sort, page)
-
-    async def count() -> int:
-        return int(await ctx.db.run(counter, f))
-
-    return connection(found, wrap, lambda key: ctx.cursors.encode(key, sort=sort, filter=f), count)
-
-
-async def blogs(
-    ctx: GraphContext, f: Any, first: int | None, after: str | None, last: int | None, before: str | None
-) -> Connection[Blog]:
-    return await _catalog(
-        ctx,
-        _db("blogs", "list_blogs"),
-        _db("blogs", "count_blogs"),
-        Blog.from_row,
-        f,
-        "-published_at",
-        datetime,
-        first,
-        after,
-        last,
-        before,
-    )
-
-
-async def actors(
-    ctx: GraphContext, f: Any, sort: str, first: int | None, after: str | None, last: int | None, before: str | None
-) -> Connection[Actor]:
-    return await _catalog(
-        ctx,
-        _db("actors", "list_actors"),
-        _db("actors", "count_actors"),
-        Actor.from_row,
-        f,
-        sort,
-        _KEY_TYPES[sort],
-        first,
-        after,
-        last,
-        before,
-    )
-
-
-async def locations(
-    ctx: GraphContext, f: Any, sort: str, first: int | None, after: str | None, last: int | None, before: str | None
-) -> Connection[Location]:
-    if sort == "-entry_count":
-        raise BadInput("orderBy: locations have no entry count to sort by", field="orderBy")
-    return await _catalog(
-        ctx,
-        _db("locations", "list_locations"),
-        _db("locations", "count_locations"),
-        Location.from_row,
-        f,
-        sort,
-        str,
-        first,
-        after,
-        last,
-        before,
-    )
-
-
-async def sources(
-    ctx: GraphContext, f: Any, sort: str, first: int | None, after: str | None, last: int | None, before: str | None
-) -> Connection[Source]:
-    return await _catalog(
-        ctx,
-        _db("sources", "list_sources"),
-        _db("sources", "count_sources"),
-        Source.from_row,
-        f,
-        sort,
-        _KEY_TYPES[sort],
-        first,
-        after,
-        last,
-        before,
-    )
+    cp = CatalogPage(ctx, type_name, f, sort, args)
+    return connection(await cp.fetch(), cp.wrap, cp.cursor, cp.count)

@@ -35,10 +35,21 @@ from db import entries as db_entries
 from db import graph
 from db.page import Paged
 from schema import query
+from schema.catalog import CatalogPage
 from schema.context import GraphContext
-from schema.inputs import ActorMatch, BBoxInput, EntryFilterInput, entry_filter
+from schema.inputs import (
+    ActorFilterInput,
+    ActorMatch,
+    BBoxInput,
+    BlogFilterInput,
+    EntryFilterInput,
+    LocationFilterInput,
+    NearInput,
+    SourceFilterInput,
+    entry_filter,
+)
 from schema.relay import to_global_id
-from schema.types import EntryKind
+from schema.types import NODE_TYPES, EntryKind
 
 Fields = dict[str, list[FieldNode]]  # response key -> the field nodes merged under it
 
@@ -306,6 +317,7 @@ SCALARS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "aliases": _attr("aliases"),
         "country": _attr("country"),
         "description": _attr("description"),
+        "entryCount": _attr("entry_count"),
     },
     "Source": {
         **_common("Source"),
@@ -462,7 +474,97 @@ async def _root_entries(walk: Walk, node: FieldNode, args: dict[str, Any]) -> An
     return obj
 
 
-ROOTS: dict[str, Callable[[Walk, FieldNode, dict[str, Any]], Awaitable[Any]]] = {"entries": _root_entries}
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+_NESTED_INPUTS: dict[str, type] = {"bbox": BBoxInput, "near": NearInput}
+
+
+def _input(cls: type, value: dict[str, Any] | None) -> Any:
+    """A coerced catalog filter argument (flat, but for bbox/near) as its Strawberry input object."""
+    if value is None:
+        return None
+    fields = {}
+    for key, v in value.items():
+        nested = _NESTED_INPUTS.get(key)
+        fields[_snake(key)] = _input(nested, v) if nested is not None and v is not None else v
+    return cls(**fields)
+
+
+_CATALOG_INPUTS: dict[str, type] = {
+    "Blog": BlogFilterInput,
+    "Actor": ActorFilterInput,
+    "Location": LocationFilterInput,
+    "Source": SourceFilterInput,
+}
+
+
+def _root_catalog(type_name: str) -> Callable[[Walk, FieldNode, dict[str, Any]], Awaitable[Any]]:
+    async def root(walk: Walk, node: FieldNode, args: dict[str, Any]) -> Any:
+        given = _input(_CATALOG_INPUTS[type_name], args.get("filter"))
+        order = args.get("orderBy")
+        sort = order.value if order is not None else "-published_at"
+        cp = CatalogPage(walk.ctx, type_name, given.to_filter() if given is not None else None, sort, args)
+        found = await cp.fetch()
+
+        async def counts() -> list[int]:
+            return [await cp.count()]
+
+        (obj,) = await walk.connection(type_name, [found], cp.cursor, counts, [node])
+        return obj
+
+    return root
+
+
+def _root_lookup(type_name: str) -> Callable[[Walk, FieldNode, dict[str, Any]], Awaitable[Any]]:
+    async def root(walk: Walk, node: FieldNode, args: dict[str, Any]) -> Any:
+        ref = query.lookup_ref(type_name, args.get("id"), args.get("slug"))
+        row = await query.one(walk.ctx, type_name, ref)
+        (obj,) = await walk.objects(type_name, [row], walk.subsets([node]))
+        return obj
+
+    return root
+
+
+async def _node_objects(walk: Walk, ids: list[str], nodes: list[FieldNode]) -> list[dict[str, Any] | None]:
+    parsed = [query.parse_node_id(i) for i in ids]
+    out: list[dict[str, Any] | None] = [None] * len(ids)
+    for type_name, (table, _) in NODE_TYPES.items():
+        wanted = [(n, db_id) for n, (t, db_id) in enumerate(parsed) if t == type_name]
+        if not wanted:
+            continue
+        found = await walk.ctx.db.run(graph.by_ids, table, [db_id for _, db_id in wanted])
+        present = [(n, found[db_id]) for n, db_id in wanted if db_id in found]
+        objs = await walk.objects(type_name, [row for _, row in present], walk.subsets(nodes))
+        for (n, _), obj in zip(present, objs, strict=True):
+            out[n] = obj
+    return out
+
+
+async def _root_node(walk: Walk, node: FieldNode, args: dict[str, Any]) -> Any:
+    (obj,) = await _node_objects(walk, [str(args["id"])], [node])
+    return obj
+
+
+async def _root_nodes(walk: Walk, node: FieldNode, args: dict[str, Any]) -> Any:
+    return await _node_objects(walk, [str(i) for i in args["ids"]], [node])
+
+
+ROOTS: dict[str, Callable[[Walk, FieldNode, dict[str, Any]], Awaitable[Any]]] = {
+    "entries": _root_entries,
+    "blogs": _root_catalog("Blog"),
+    "actors": _root_catalog("Actor"),
+    "locations": _root_catalog("Location"),
+    "sources": _root_catalog("Source"),
+    "entry": _root_lookup("Entry"),
+    "blog": _root_lookup("Blog"),
+    "actor": _root_lookup("Actor"),
+    "location": _root_lookup("Location"),
+    "source": _root_lookup("Source"),
+    "node": _root_node,
+    "nodes": _root_nodes,
+}
 
 
 async def execute(

@@ -12,10 +12,11 @@ import strawberry
 from strawberry.types import Info
 
 from db import entries, graph, where
+from db import timeline as db_timeline
 from db.errors import NotFound
 from db.filters import EntryFilter, EntrySort
 from db.page import Key, Paged
-from schema import catalog
+from schema.catalog import catalog_connection
 from schema.context import GraphContext
 from schema.errors import BadInput
 from schema.inputs import (
@@ -132,7 +133,7 @@ async def nested_entries(
     return connection(found, Entry.from_row, pa.cursor, count)
 
 
-def _lookup_ref(type_name: str, id: strawberry.ID | None, slug: str | None) -> int | str:
+def lookup_ref(type_name: str, id: strawberry.ID | None, slug: str | None) -> int | str:
     """The database id or slug a single-object lookup names."""
     if (id is None) == (slug is None):
         raise BadInput("pass id or slug (one of them)", field="id")
@@ -147,7 +148,7 @@ def _lookup_ref(type_name: str, id: strawberry.ID | None, slug: str | None) -> i
     return db_id
 
 
-async def _one(ctx: GraphContext, type_name: str, ref: int | str) -> Any:
+async def one(ctx: GraphContext, type_name: str, ref: int | str) -> Any:
     table, _ = NODE_TYPES[type_name]
     if isinstance(ref, int):
         row = await ctx.loader(("by_id", table), by_ids_loader(table), None).load(ref)
@@ -158,10 +159,15 @@ async def _one(ctx: GraphContext, type_name: str, ref: int | str) -> Any:
     return row
 
 
-async def _node(ctx: GraphContext, id: str) -> Node | None:
+def parse_node_id(id: str) -> tuple[str, int]:
     parsed = parse_global_id(id)
     if parsed is None:
         raise BadInput(f"not a valid global id: {id!r}", field="id")
+    return parsed
+
+
+async def _node(ctx: GraphContext, id: str) -> Node | None:
+    parsed = parse_node_id(id)
     table, wrap = NODE_TYPES[parsed[0]]
     row = await ctx.loader(("by_id", table), by_ids_loader(table), None).load(parsed[1])
     return None if row is None else wrap(row)
@@ -194,10 +200,10 @@ class Query:
 
     @strawberry.field(description="One entry by global id or database id.")
     async def entry(self, info: Info, id: strawberry.ID) -> Entry | None:
-        ref = _lookup_ref("Entry", id, None)
+        ref = lookup_ref("Entry", id, None)
         if not isinstance(ref, int):
             raise BadInput("entries have no slug; pass their id", field="id")
-        return Entry.from_row(await _one(_ctx(info), "Entry", ref))
+        return Entry.from_row(await one(_ctx(info), "Entry", ref))
 
     @strawberry.field(description="Live blogs, newest first.")
     async def blogs(
@@ -210,11 +216,12 @@ class Query:
         before: str | None = None,
     ) -> Connection[Blog]:
         f = filter.to_filter() if filter else None
-        return await catalog.blogs(_ctx(info), f, first, after, last, before)
+        args = {"first": first, "after": after, "last": last, "before": before}
+        return await catalog_connection(_ctx(info), "Blog", f, "-published_at", args)
 
     @strawberry.field(description="One blog by global id, database id or slug.")
     async def blog(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Blog | None:
-        return Blog.from_row(await _one(_ctx(info), "Blog", _lookup_ref("Blog", id, slug)))
+        return Blog.from_row(await one(_ctx(info), "Blog", lookup_ref("Blog", id, slug)))
 
     @strawberry.field
     async def actors(
@@ -228,11 +235,12 @@ class Query:
         before: str | None = None,
     ) -> Connection[Actor]:
         f = filter.to_filter() if filter else None
-        return await catalog.actors(_ctx(info), f, order_by.value, first, after, last, before)
+        args = {"first": first, "after": after, "last": last, "before": before}
+        return await catalog_connection(_ctx(info), "Actor", f, order_by.value, args)
 
     @strawberry.field(description="One actor by global id, database id or slug.")
     async def actor(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Actor | None:
-        return Actor.from_row(await _one(_ctx(info), "Actor", _lookup_ref("Actor", id, slug)))
+        return Actor.from_row(await one(_ctx(info), "Actor", lookup_ref("Actor", id, slug)))
 
     @strawberry.field
     async def locations(
@@ -246,11 +254,12 @@ class Query:
         before: str | None = None,
     ) -> Connection[Location]:
         f = filter.to_filter() if filter else None
-        return await catalog.locations(_ctx(info), f, order_by.value, first, after, last, before)
+        args = {"first": first, "after": after, "last": last, "before": before}
+        return await catalog_connection(_ctx(info), "Location", f, order_by.value, args)
 
     @strawberry.field(description="One location by global id, database id or slug.")
     async def location(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Location | None:
-        return Location.from_row(await _one(_ctx(info), "Location", _lookup_ref("Location", id, slug)))
+        return Location.from_row(await one(_ctx(info), "Location", lookup_ref("Location", id, slug)))
 
     @strawberry.field
     async def sources(
@@ -264,21 +273,18 @@ class Query:
         before: str | None = None,
     ) -> Connection[Source]:
         f = filter.to_filter() if filter else None
-        return await catalog.sources(_ctx(info), f, order_by.value, first, after, last, before)
+        args = {"first": first, "after": after, "last": last, "before": before}
+        return await catalog_connection(_ctx(info), "Source", f, order_by.value, args)
 
     @strawberry.field(description="One source by global id, database id or slug.")
     async def source(self, info: Info, id: strawberry.ID | None = None, slug: str | None = None) -> Source | None:
-        return Source.from_row(await _one(_ctx(info), "Source", _lookup_ref("Source", id, slug)))
+        return Source.from_row(await one(_ctx(info), "Source", lookup_ref("Source", id, slug)))
 
-    @strawberry.field(description="Entry counts per hour or day (UTC) under the entry filter.")
+    @strawberry.field(
+        description="Entry counts per hour or day (UTC) under the entry filter, from the first to the last non-empty bucket."
+    )
     async def timeline(
         self, info: Info, filter: EntryFilterInput | None = None, interval: Interval = Interval.DAY
     ) -> list[TimelineBucket]:
-        f = entry_filter(filter)
-
-        async def run(conn: asyncpg.Connection) -> list[TimelineBucket]:
-            resolved = await where.resolve_entry_filter(conn, f)
-            sql, values = where.timeline_sql(resolved, interval.value)
-            return [TimelineBucket(start=r["start"], count=r["count"]) for r in await conn.fetch(sql, *values)]
-
-        return await _ctx(info).db.run(run)
+        found = await _ctx(info).db.run(db_timeline.timeline, entry_filter(filter), interval.value)
+        return [TimelineBucket(start=b.start, count=b.count) for b in found]

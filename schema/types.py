@@ -308,6 +308,7 @@ class Location(Node):
     aliases: list[str]
     country: str | None
     description: str | None
+    entry_count: int = strawberry.field(description="Entries linking this location itself (not places inside it).")
     created_at: datetime
     updated_at: datetime
     _parent_id: strawberry.Private[int | None]
@@ -325,6 +326,7 @@ class Location(Node):
             aliases=row.aliases,
             country=row.country,
             description=row.description,
+            entry_count=row.entry_count,
             created_at=row.created_at,
             updated_at=row.updated_at,
             _parent_id=row.parent_id,

@@ -31,13 +31,17 @@ SELECT a.id, a.slug, a.name, a.kind, a.aliases, a.country, a.description, a.crea
 
 -- name: graph_locations_by_ids
 -- Locations by id.
-SELECT id, slug, name, kind, parent_id, latitude, longitude, aliases, country, description, created_at, updated_at
-  FROM locations WHERE id = ANY($1::bigint[])
+SELECT l.id, l.slug, l.name, l.kind, l.parent_id, l.latitude, l.longitude, l.aliases, l.country, l.description,
+       l.created_at, l.updated_at, COALESCE(n.entry_count, 0) AS entry_count
+  FROM locations l LEFT JOIN location_entry_counts n ON n.location_id = l.id
+ WHERE l.id = ANY($1::bigint[])
 
 -- name: graph_locations_by_slugs
 -- Locations by slug.
-SELECT id, slug, name, kind, parent_id, latitude, longitude, aliases, country, description, created_at, updated_at
-  FROM locations WHERE slug = ANY($1::text[])
+SELECT l.id, l.slug, l.name, l.kind, l.parent_id, l.latitude, l.longitude, l.aliases, l.country, l.description,
+       l.created_at, l.updated_at, COALESCE(n.entry_count, 0) AS entry_count
+  FROM locations l LEFT JOIN location_entry_counts n ON n.location_id = l.id
+ WHERE l.slug = ANY($1::text[])
 
 -- name: graph_sources_by_ids
 -- Sources by id, with their entry counts.
@@ -66,9 +70,10 @@ SELECT ea.entry_id, ea.role, a.id, a.slug, a.name, a.kind, a.aliases, a.country,
 -- name: graph_entry_locations
 -- The locations of these entries, in each entry by name.
 SELECT el.entry_id, l.id, l.slug, l.name, l.kind, l.parent_id, l.latitude, l.longitude, l.aliases, l.country,
-       l.description, l.created_at, l.updated_at
+       l.description, l.created_at, l.updated_at, COALESCE(n.entry_count, 0) AS entry_count
   FROM entry_locations el
   JOIN locations l ON l.id = el.location_id
+  LEFT JOIN location_entry_counts n ON n.location_id = l.id
  WHERE el.entry_id = ANY($1::bigint[])
  ORDER BY el.entry_id, l.name, l.id
 
@@ -84,15 +89,18 @@ SELECT es.entry_id, s.id, s.slug, s.name, s.kind, s.url, s.aliases, s.descriptio
 
 -- name: graph_location_children
 -- The direct children of these locations, by name.
-SELECT id, slug, name, kind, parent_id, latitude, longitude, aliases, country, description, created_at, updated_at
-  FROM locations WHERE parent_id = ANY($1::bigint[])
- ORDER BY parent_id, name, id
+SELECT l.id, l.slug, l.name, l.kind, l.parent_id, l.latitude, l.longitude, l.aliases, l.country, l.description,
+       l.created_at, l.updated_at, COALESCE(n.entry_count, 0) AS entry_count
+  FROM locations l LEFT JOIN location_entry_counts n ON n.location_id = l.id
+ WHERE l.parent_id = ANY($1::bigint[])
+ ORDER BY l.parent_id, l.name, l.id
 
 -- name: graph_location_ancestors
 -- The ancestors of these locations, outermost first as REST lists them (the location itself excluded).
 SELECT c.location_id AS of_id, l.id, l.slug, l.name, l.kind, l.parent_id, l.latitude, l.longitude, l.aliases,
-       l.country, l.description, l.created_at, l.updated_at
+       l.country, l.description, l.created_at, l.updated_at, COALESCE(n.entry_count, 0) AS entry_count
   FROM location_closure c
   JOIN locations l ON l.id = c.ancestor_id
+  LEFT JOIN location_entry_counts n ON n.location_id = l.id
  WHERE c.location_id = ANY($1::bigint[]) AND c.depth > 0
  ORDER BY c.location_id, c.depth DESC

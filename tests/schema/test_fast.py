@@ -50,7 +50,35 @@ CORPUS: list[tuple[str, dict[str, Any] | None]] = [
     ),
     ("{ entries(first: 3) { nodes { blog { entries(last: 2) { nodes { headline } } } } } }", None),
     ("{ entries(first: 3) { nodes { headline @skip(if: true) kind databaseId } } }", None),
+    (
+        "{ actors(first: 3, orderBy: ENTRY_COUNT_DESC) { totalCount edges { cursor node { slug entryCount } } pageInfo { endCursor hasNextPage } } }",
+        None,
+    ),
+    (
+        '{ locations(filter: {within: ["ukraine"]}) { nodes { slug entryCount parent { slug } ancestors { slug } entries(first: 2) { totalCount } } } }',
+        None,
+    ),
+    (
+        "{ sources(filter: {kind: [SOCIAL]}) { nodes { slug kind entries(first: 1, orderBy: UPDATED_AT_ASC) { nodes { headline } } } } blogs(filter: {status: [CLOSED]}) { totalCount nodes { slug status } } }",
+        None,
+    ),
+    (
+        "{ locations(filter: {near: {latitude: 44.6, longitude: 33.5, radiusKm: 200}, bbox: {minLon: 30, minLat: 40, maxLon: 40, maxLat: 50}}) { nodes { slug } } }",
+        None,
+    ),
+    (
+        '{ actor(slug: "peskov") { name aliases entries(first: 3) { nodes { headline } } } source(id: "1") { slug } blog(slug: "day-two") { title entryCount } }',
+        None,
+    ),
+    (
+        '{ node(id: "QWN0b3I6MQ==") { __typename id ... on Actor { slug } ... on Entry { headline } } nodes(ids: ["RW50cnk6Mw==", "QmxvZzoy", "QWN0b3I6OTk5"]) { id ... on Blog { slug } } }',
+        None,
+    ),
+    ("query($id: ID!) { entry(id: $id) { headline media { kind embed { author handle } } } }", {"id": "RW50cnk6MQ=="}),
     # errors: both paths must agree (the fast one defers to the plain one)
+    ('{ actor(slug: "nobody") { name } }', None),
+    ('{ node(id: "garbage") { id } }', None),
+    ('{ actor(id: "QmxvZzox") { name } }', None),
     ('{ entries(filter: {actor: ["nobody"]}) { nodes { headline } } }', None),
     ('{ entries(after: "forged") { nodes { headline } } }', None),
     ("{ entries(filter: {bbox: {minLon: 0, minLat: 50, maxLon: 10, maxLat: 40}}) { nodes { headline } } }", None),
