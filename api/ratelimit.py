@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
@@ -157,6 +159,7 @@ class Limiter:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry_on_timeout=False,
+                retry=Retry(NoBackoff(), 0),  # no waiting on a Redis that is away: fall back at once
                 health_check_interval=0,
             )
             self._script = self._redis.register_script(_GCRA)

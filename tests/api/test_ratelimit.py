@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -60,8 +61,18 @@ class RedisServer:
             time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
+    def pause(self) -> None:
+        """Freeze the server: connections stay open but nothing answers (a hung Redis)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.terminate()
             self.process.wait(timeout=5)
         self.process = None
@@ -212,6 +223,30 @@ async def test_when_redis_goes_away_each_instance_limits_at_its_share_then_retur
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_hung_redis_costs_one_short_timeout_then_the_fallback_answers(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    limiter = Limiter(redis_server.url, prefix)
+    await limiter.start()
+    try:
+        caller = key_caller(4, "hungkey00001")
+        assert (await charge(limiter, caller, 1)).remaining == 3
+        redis_server.pause()
+        started = time.monotonic()
+        first = await charge(limiter, caller, 1)
+        assert time.monotonic() - started < 1.0  # the 0.25 s socket timeout, not a hang
+        assert limiter.mode == "degraded"
+        assert first.allowed
+        started = time.monotonic()
+        rest = [await charge(limiter, caller, 1) for _ in range(4)]
+        assert time.monotonic() - started < 0.1
+        assert [d.allowed for d in rest] == [True] * 3 + [False]
+        redis_server.resume()
+        assert await mode_becomes(limiter, "redis", within=10)
+    finally:
+        await limiter.aclose()
 
 
 async def test_a_redis_that_is_down_from_the_start_is_not_fatal() -> None:
