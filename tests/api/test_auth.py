@@ -396,3 +396,45 @@ async def test_when_the_listen_connection_is_lost_lookups_bypass_the_cache_until
     finally:
         await services.aclose()
         await pool.close()
+
+
+async def test_the_cli_refuses_bad_input_in_one_line_and_prints_a_new_key_last(db_dsn: str, tmp_path: Any) -> None:
+    import asyncio
+    import os
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": db_dsn, "SITREP_SECRET": PEPPER, "SITREP_DATA_DIR": str(tmp_path)}
+
+    async def sitrep(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api.cli", "keys", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    for args, message in [
+        (("create", "--name", "x", "--scopes", "read,root"), "unknown scope 'root'"),
+        (("create", "--name", "x", "--rate", "0"), "rate must be"),
+        (("create", "--name", "x", "--expires", "yesterday"), "not an ISO 8601 time"),
+        (("create", "--name", "x", "--origin", "example.org"), "not an origin"),
+        (("revoke", "zzzzzzzzzzzz"), "no key"),
+        (("rotate", "zzzzzzzzzzzz"), "no key"),
+    ]:
+        code, out, err = await sitrep(*args)
+        assert code != 0, args
+        assert message in err, (args, err)
+        assert "Traceback" not in err
+    code, out, _ = await sitrep(
+        "create", "--name", "Partner B", "--scopes", "read,write", "--rate", "600",
+        "--expires", "2099-01-01T00:00Z", "--origin", "https://b.example",
+    )  # fmt: skip
+    assert code == 0
+    token = out.strip().splitlines()[-1]
+    assert keydb.parse_token(token) is not None
+    code, listing, _ = await sitrep("list")
+    assert key_id_of(token) in listing
+    assert "read,write" in listing
+    assert "active" in listing
+    assert token.rsplit("_", 1)[1] not in listing
