@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import enum
 import io
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import date, datetime
 from typing import Any, cast
 
 import asyncpg
@@ -24,7 +25,8 @@ from litestar.response import Response, Stream
 
 from db import export, where
 from db.errors import InvalidInput
-from db.filters import EntryFilter, EntrySort
+from db.filters import MAX_LIMIT, EntryFilter, EntrySort
+from db.page import Page, Paged
 from db.rows import Entry
 
 
@@ -42,8 +44,14 @@ MEDIA_TYPES: dict[Format, str] = {
     Format.GEOJSON: "application/geo+json",
 }
 # the lists that offer formats beyond JSON, by operationId (the OpenAPI document lists them)
+CATALOG_FORMATS = (Format.JSON, Format.NDJSON, Format.CSV)
+POINT_FORMATS = (Format.JSON, Format.NDJSON, Format.CSV, Format.GEOJSON)
 FORMATS_BY_OPERATION: dict[str, tuple[Format, ...]] = {
-    "listEntries": (Format.JSON, Format.NDJSON, Format.CSV, Format.GEOJSON),
+    "listEntries": POINT_FORMATS,
+    "listBlogs": CATALOG_FORMATS,
+    "listActors": CATALOG_FORMATS,
+    "listSources": CATALOG_FORMATS,
+    "listLocations": POINT_FORMATS,
 }
 # what a list answers in each format's Content-Type (Litestar adds "; charset=utf-8" to text/*)
 CONTENT_TYPES: dict[Format, str] = {**MEDIA_TYPES, Format.CSV: "text/csv; header=present"}
@@ -247,5 +255,83 @@ async def ndjson_entries(
         async with pool.acquire() as proxy:
             async for chunk in export.iter_entries(cast(asyncpg.Connection, proxy), filter, sort):
                 yield _ndjson.encode_lines(chunk)
+
+    return Stream(lines(), media_type=CONTENT_TYPES[Format.NDJSON])
+
+
+# ---------------------------------------------------------------- the other lists
+#
+# Blogs, actors, locations and sources: CSV of a page (one column per field; lists joined
+# with `;`, a nested reference by its slug), NDJSON of the whole list by walking its pages
+# server-side (catalogues are small; each page is a query of its own), and for locations a
+# GeoJSON feature per location.
+
+PageFetch = Callable[[asyncpg.Connection, Page], Awaitable[Paged[Any]]]
+
+
+def _cell(value: Any) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, msgspec.Struct):
+        return str(getattr(value, "slug", getattr(value, "id", "")))
+    if isinstance(value, list | tuple):
+        return ";".join(str(_cell(v)) for v in value)
+    return msgspec.json.encode(value).decode()
+
+
+def records_csv(cls: type[msgspec.Struct], rows: Iterable[msgspec.Struct]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(cls.__struct_fields__)
+    writer.writerows([_cell(getattr(row, name)) for name in cls.__struct_fields__] for row in rows)
+    return out.getvalue().encode()
+
+
+def location_features(rows: Iterable[Any]) -> list[_Feature]:
+    features = []
+    for row in rows:
+        properties = {k: v for k, v in msgspec.structs.asdict(row).items() if k not in ("latitude", "longitude")}
+        features.append(_Feature(id=str(row.id), geometry=_Point((row.longitude, row.latitude)), properties=properties))
+    return features
+
+
+def page_response(
+    fmt: Format, json_response: Response[Any], cls: type[msgspec.Struct], rows: Sequence[Any], page: Any
+) -> Response[Any]:
+    """A catalogue page in `fmt`: the JSON response as it is, or the page as CSV or GeoJSON."""
+    if fmt is Format.JSON:
+        return json_response
+    headers = dict(json_response.headers)
+    if fmt is Format.CSV:
+        return Response(records_csv(cls, rows), media_type=CONTENT_TYPES[fmt], headers=headers)
+    if fmt is Format.GEOJSON:
+        collection = {"type": "FeatureCollection", "features": location_features(rows), "page": page}
+        return Response(msgspec.json.encode(collection), media_type=CONTENT_TYPES[fmt], headers=headers)
+    raise ValueError(f"{fmt} is not a page format")
+
+
+async def ndjson_pages(conn: asyncpg.Connection, pool: asyncpg.Pool, fetch: PageFetch) -> Stream:
+    """The whole list, one object a line, read page after page (keyset) as the client reads.
+
+    The first page is read on the request's connection before the response starts, so a bad
+    filter is still a problem response.
+    """
+    first = await fetch(conn, Page(limit=MAX_LIMIT))
+
+    async def lines() -> AsyncIterator[bytes]:
+        found = first
+        while True:
+            if found.rows:
+                yield _ndjson.encode_lines(found.rows)
+            if not found.has_next:
+                return
+            async with pool.acquire() as proxy:
+                found = await fetch(cast(asyncpg.Connection, proxy), Page(limit=MAX_LIMIT, after=found.next_key))
 
     return Stream(lines(), media_type=CONTENT_TYPES[Format.NDJSON])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Request, get
 from litestar.response import Response
 
+from api import formats
 from api import params as p
 from api.controllers import catalog_params as c
 from api.controllers.entries import DEPENDENCIES, Conn
@@ -47,9 +48,16 @@ async def list_actors(
     flt, order = query.actor_filter(), query.catalog_sort()
     page = query.page(cursors(request), sort=order, filter=flt, value_type=KEY_TYPES[order])
     query.done()
+    fmt = formats.negotiate(request.headers.get("accept"), request.query_params.get("format"), formats.CATALOG_FORMATS)
+    if fmt is formats.Format.NDJSON:  # the whole list, streamed
+        stream = await formats.ndjson_pages(
+            conn, request.app.state.pool, lambda cn, pg: actors.list_actors(cn, flt, order, pg)
+        )
+        return cast(Response[ActorList], stream)
     found = await actors.list_actors(conn, flt, order, page)
     info = page_info(request, found, page.limit, sort=order, filter=flt)
-    return list_response(request, ActorList(data=found.rows, page=info), info)
+    response = list_response(request, ActorList(data=found.rows, page=info), info)
+    return formats.page_response(fmt, response, Actor, found.rows, info)
 
 
 @get(

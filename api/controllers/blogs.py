@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Request, get
 from litestar.response import Response
 
+from api import formats
 from api import params as p
 from api.controllers import catalog_params as c
 from api.controllers.entries import DEPENDENCIES, Conn
@@ -47,9 +48,16 @@ async def list_blogs(
     flt = query.blog_filter()
     page = query.page(cursors(request), sort=SORT, filter=flt, value_type=datetime)
     query.done()
+    fmt = formats.negotiate(request.headers.get("accept"), request.query_params.get("format"), formats.CATALOG_FORMATS)
+    if fmt is formats.Format.NDJSON:  # the whole list, streamed
+        stream = await formats.ndjson_pages(
+            conn, request.app.state.pool, lambda cn, pg: blogs.list_blogs(cn, flt, SORT, pg)
+        )
+        return cast(Response[BlogList], stream)
     found = await blogs.list_blogs(conn, flt, SORT, page)
     info = page_info(request, found, page.limit, sort=SORT, filter=flt)
-    return list_response(request, BlogList(data=found.rows, page=info), info)
+    response = list_response(request, BlogList(data=found.rows, page=info), info)
+    return formats.page_response(fmt, response, Blog, found.rows, info)
 
 
 @get(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Request, get
 from litestar.response import Response
 
+from api import formats
 from api import params as p
 from api.controllers import catalog_params as c
 from api.controllers.entries import DEPENDENCIES, Conn
@@ -46,9 +47,16 @@ async def list_sources(
     flt, order = query.source_filter(), query.catalog_sort()
     page = query.page(cursors(request), sort=order, filter=flt, value_type=KEY_TYPES[order])
     query.done()
+    fmt = formats.negotiate(request.headers.get("accept"), request.query_params.get("format"), formats.CATALOG_FORMATS)
+    if fmt is formats.Format.NDJSON:  # the whole list, streamed
+        stream = await formats.ndjson_pages(
+            conn, request.app.state.pool, lambda cn, pg: sources.list_sources(cn, flt, order, pg)
+        )
+        return cast(Response[SourceList], stream)
     found = await sources.list_sources(conn, flt, order, page)
     info = page_info(request, found, page.limit, sort=order, filter=flt)
-    return list_response(request, SourceList(data=found.rows, page=info), info)
+    response = list_response(request, SourceList(data=found.rows, page=info), info)
+    return formats.page_response(fmt, response, Source, found.rows, info)
 
 
 @get(

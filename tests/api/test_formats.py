@@ -305,3 +305,45 @@ async def test_each_format_has_its_own_etag(client: AsyncTestClient, linked: dic
         assert "Accept" in response.headers["vary"]
         tags.add(response.headers["etag"])
     assert len(tags) == 3
+
+
+# ---------------------------------------------------------------- over HTTP: the catalogue lists
+
+
+async def test_catalogue_ndjson_walks_every_page(client: AsyncTestClient, conn: asyncpg.Connection) -> None:  # type: ignore[type-arg]
+    await conn.executemany(
+        "INSERT INTO actors (slug, name, kind) VALUES ($1, $2, 'person')",
+        [(f"person-{i:03d}", f"Person {i:03d}") for i in range(450)],
+    )
+    response = await client.get("/v1/actors", params={"format": "ndjson", "q": "person"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    slugs = [msgspec.json.decode(line)["slug"] for line in response.content.splitlines()]
+    assert slugs == [f"person-{i:03d}" for i in range(450)]  # by name, each once, past the page limit
+
+
+async def test_catalogue_csv_page(client: AsyncTestClient, linked: dict[str, int]) -> None:  # type: ignore[type-arg]
+    response = await client.get("/v1/locations", headers={"Accept": "text/csv"}, params={"limit": 2})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    assert [r["slug"] for r in rows] == ["crimea", "sevastopol"]
+    assert rows[1]["parent"] == "crimea"
+    assert rows[1]["ancestors"] == "ukraine;crimea"
+    assert rows[1]["latitude"] == "44.6"
+    assert 'rel="next"' in response.headers["link"]
+
+
+async def test_locations_geojson(client: AsyncTestClient, linked: dict[str, int]) -> None:  # type: ignore[type-arg]
+    body = (await client.get("/v1/locations", params={"format": "geojson", "within": "ukraine"})).json()
+    assert body["type"] == "FeatureCollection"
+    points = {feat["properties"]["slug"]: feat["geometry"]["coordinates"] for feat in body["features"]}
+    assert points == {"crimea": [34.4, 45.3], "sevastopol": [33.5, 44.6]}
+
+
+async def test_geojson_is_not_offered_where_there_are_no_points(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    response = await client.get("/v1/actors", params={"format": "geojson"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["name"] == "format"
+    response = await client.get("/v1/sources", headers={"Accept": "application/geo+json"})
+    assert response.status_code == 406
