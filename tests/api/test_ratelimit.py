@@ -169,7 +169,7 @@ async def test_costs_are_charged_and_a_cost_above_the_rate_takes_the_whole_minut
 
 async def test_buckets_refill_at_the_rate(limiter: Limiter) -> None:
     caller = key_caller(60, "refill000001")  # one a second
-    assert all([(await charge(limiter, caller, 1)).allowed for _ in range(60)])
+    assert (await charge(limiter, caller, 60)).allowed  # the whole minute at once
     refused = await charge(limiter, caller, 1)
     assert not refused.allowed
     assert refused.retry_after == 1
