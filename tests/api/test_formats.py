@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
@@ -19,6 +22,7 @@ from db.entries import with_relations
 from db.errors import InvalidInput, NotFound
 from db.filters import EntryFilter
 from db.rows import Entry, EntryRow, from_record
+from tests.api.live import live_server
 from tests.db import factories as f
 
 # ---------------------------------------------------------------- negotiation
@@ -347,3 +351,39 @@ async def test_geojson_is_not_offered_where_there_are_no_points(client: AsyncTes
     assert response.json()["errors"][0]["name"] == "format"
     response = await client.get("/v1/sources", headers={"Accept": "application/geo+json"})
     assert response.status_code == 406
+
+
+async def test_a_client_that_leaves_mid_stream_frees_its_connection(
+    conn: asyncpg.Connection, db_dsn: str, tmp_path: Path
+) -> None:
+    blog = await f.blog(conn)
+    paragraph = "word " * 800  # 4 kB a row, 12 MB in all: far more than the socket buffers hold
+    await conn.executemany(
+        "INSERT INTO entries (blog_id, published_at, headline, body) VALUES ($1, $2, $3, $4)",
+        [(blog, f.at(i), f"entry {i}", [paragraph]) for i in range(3000)],
+    )
+    with live_server(db_dsn, tmp_path / "data", SITREP_ANONYMOUS_RATE="100000") as base:
+        exporting = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+        )
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            async with http.stream("GET", "/v1/entries", params={"format": "ndjson"}) as response:
+                assert response.status_code == 200
+                async for _ in response.aiter_bytes():
+                    break  # read one chunk, then stop reading: the server blocks mid-export
+                for _ in range(100):
+                    if await conn.fetchval(exporting) == 1:
+                        break
+                    await asyncio.sleep(0.1)
+                assert await conn.fetchval(exporting) == 1  # the export's snapshot, held open
+            # hung up
+            for _ in range(100):
+                if await conn.fetchval(exporting) == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert await conn.fetchval(exporting) == 0
+            # and the server still answers, with its pool back to idle
+            metrics = (await http.get("/metrics")).text
+            assert (await http.get("/v1/entries", params={"limit": 1})).status_code == 200
+    assert "sitrep_db_pool_idle" in metrics
