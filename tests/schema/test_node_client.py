@@ -106,6 +106,7 @@ async def _client(url: str, actor: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow  # a server subprocess, and `npm ci` on a fresh clone
 async def test_apollo_client_filters_pages_and_persists_queries(server_url: str, conn: asyncpg.Connection) -> None:
     # the sample was loaded by the server before /health answered
     top = await conn.fetchrow(
