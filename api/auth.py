@@ -5,7 +5,9 @@ request, matched or not, and every WebSocket handshake. For each it works out th
 (from `Authorization: Bearer <key>` or `X-API-Key: <key>`, else anonymous), charges 1 to the
 caller's rate (see api/ratelimit.py), stores both on the scope (`request.state.caller`,
 `request.state.rate`) and adds RateLimit-* and CORS headers to the response. Refusals are
-problem details: 401 (with WWW-Authenticate), 403, 429 (with Retry-After), 503.
+problem details: 401 (with WWW-Authenticate), 403, 429 (with Retry-After), 503. Bad
+credentials count against their address at the anonymous rate; past it that address gets 429
+before any key lookup until its bucket refills.
 
 Key lookups are cached per process for a minute, but only while this process is LISTENing
 on PostgreSQL's `sitrep_keys` channel: creating, rotating or revoking a key NOTIFYs at commit
@@ -25,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, date, datetime
@@ -154,7 +157,14 @@ def require_scope(scope: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], B
 async def authenticate_token(app_state: Any, token: str, client: str = "", origin: str | None = None) -> Caller:
     """The caller a token stands for (WebSocket connection_init); raises Unauthenticated/Forbidden."""
     services: AuthServices = app_state.auth
-    caller = await services.caller_for_token(token.strip(), client)
+    if client and services.blocked_for(client):
+        raise Unauthenticated("too many bad API keys from this address; retry later")
+    try:
+        caller = await services.caller_for_token(token.strip(), client)
+    except Unauthenticated:
+        if client:
+            await services.count_failure(client)
+        raise
     check_origin(caller, origin)
     return caller
 
@@ -351,10 +361,26 @@ class AuthServices:
     def __init__(self, settings: Settings, pool: asyncpg.Pool, dsn: str) -> None:
         self.settings = settings
         self.refused: collections.Counter[int] = collections.Counter()  # status -> requests
+        self._blocked: dict[str, float] = {}  # address -> monotonic time it may try keys again
         self.pepper = settings.key_pepper or settings.secret
         self.keyring = Keyring(pool, dsn, self.pepper)
         self.limiter = Limiter(settings.redis_url, settings.redis_prefix)
         self.usage = UsageRecorder(pool)
+
+    async def count_failure(self, client: str) -> None:
+        """A bad credential counts against its address at the anonymous rate; past it, the address
+        is refused (429) here before any key lookup, so guessing keys cannot load the database."""
+        decision = await self.limiter.charge("f:" + client, self.settings.anonymous_rate, 1)
+        if not decision.allowed:
+            if len(self._blocked) >= _CACHE_MAX:
+                now = time.monotonic()
+                self._blocked = {c: until for c, until in self._blocked.items() if until > now}
+            self._blocked[client] = time.monotonic() + decision.retry_after
+
+    def blocked_for(self, client: str) -> int:
+        """Seconds this address must wait after too many bad credentials (0: not blocked)."""
+        until = self._blocked.get(client)
+        return 0 if until is None else max(0, math.ceil(until - time.monotonic()))
 
     def anonymous(self, client: str) -> Caller:
         return Caller(
@@ -561,6 +587,14 @@ class AuthMiddleware:
             return
 
         client = (scope.get("client") or ("", 0))[0]
+        credentials = "authorization" in headers or "x-api-key" in headers
+        if credentials and (wait := services.blocked_for(client)):
+            services.refused[429] += 1
+            await _send_problem(
+                send, 429, "Too Many Requests",
+                f"too many bad API keys from this address; retry in {wait} s", {"Retry-After": str(wait)}, cors_out,
+            )  # fmt: skip
+            return
         try:
             caller = await services.caller_for_headers(headers, client)
             if caller is None:
@@ -572,6 +606,8 @@ class AuthMiddleware:
             check_origin(caller, origin)
         except AuthError as exc:
             services.refused[exc.status_code] += 1
+            if credentials and exc.status_code == 401:
+                await services.count_failure(client)
             await _send_problem(send, exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
@@ -616,10 +652,15 @@ class AuthMiddleware:
     async def _websocket(self, services: AuthServices, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         client = (scope.get("client") or ("", 0))[0]
+        if ("authorization" in headers or "x-api-key" in headers) and services.blocked_for(client):
+            await _emit(send, {"type": "websocket.close", "code": 4429})
+            return
         try:
             caller = await services.caller_for_headers(headers, client) or services.anonymous(client)
             check_origin(caller, headers.get("origin"))
         except AuthError as exc:
+            if exc.status_code == 401:
+                await services.count_failure(client)
             await _emit(send, {"type": "websocket.close", "code": 4401 if exc.status_code == 401 else 4403})
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):

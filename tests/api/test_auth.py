@@ -438,3 +438,17 @@ async def test_the_cli_refuses_bad_input_in_one_line_and_prints_a_new_key_last(d
     assert "read,write" in listing
     assert "active" in listing
     assert token.rsplit("_", 1)[1] not in listing
+
+
+async def test_an_address_sending_bad_keys_is_held_off_before_any_lookup(db_dsn: str, conn: asyncpg.Connection) -> None:
+    good = await make_key(conn, "read")
+    bad = f"sk_{key_id_of(good)}_{'Q' * 40}"
+    async with AsyncTestClient(create_app(settings(anonymous_rate=3), db_dsn)) as client:
+        statuses = [(await client.get("/v1/usage", headers={"X-API-Key": bad})).status_code for _ in range(6)]
+        assert statuses == [401, 401, 401, 401, 429, 429]
+        held = await client.get("/v1/usage", headers={"X-API-Key": good})
+        problem = assert_problem(held, 429)
+        assert 1 <= int(held.headers["retry-after"]) <= 20
+        assert "bad API keys" in problem["detail"]
+        # reads without a key go on at the anonymous rate, which bad keys did not spend
+        assert (await client.get("/v1/no-such-route")).status_code == 404
