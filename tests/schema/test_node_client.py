@@ -75,7 +75,7 @@ async def server_url(db_dsn: str, tmp_path: Path) -> AsyncIterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
-            for _ in range(150):  # 15 s
+            for _ in range(300):  # 30 s at most; it takes about 2 s
                 assert process.returncode is None, (tmp_path / "serve.log").read_text()
                 try:
                     if (await http.get(f"{base}/health")).status_code == 200:
@@ -84,7 +84,7 @@ async def server_url(db_dsn: str, tmp_path: Path) -> AsyncIterator[str]:
                     pass
                 await asyncio.sleep(0.1)
             else:
-                pytest.fail("sitrep serve did not answer /health within 15 s")
+                pytest.fail("sitrep serve did not answer /health within 30 s")
         yield f"{base}/graphql"
     finally:
         if process.returncode is None:
