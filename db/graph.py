@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, Literal, TypeVar
 
 import asyncpg
@@ -30,9 +31,14 @@ STRUCTS: dict[str, type[msgspec.Struct]] = {
 }
 
 
+@cache
+def _selected(cls: type[msgspec.Struct], columns: frozenset[str]) -> tuple[str, ...]:
+    return tuple(name for name in cls.__struct_fields__ if name in columns)
+
+
 def from_record(cls: type[S], record: asyncpg.Record) -> S:
     """Like rows.from_record, but fields the query did not select keep their defaults."""
-    return cls(**{name: record[name] for name in cls.__struct_fields__ if name in record.keys()})  # noqa: SIM118
+    return cls(**{name: record[name] for name in _selected(cls, frozenset(record.keys()))})
 
 
 async def by_ids(conn: asyncpg.Connection, table: str, ids: Sequence[int]) -> dict[int, Any]:

@@ -181,9 +181,10 @@ class Walk:
                 parts.append((key, await self._edges(type_name, all_rows, offsets, subnodes)))
             else:
                 raise Unsupported(name)
+        wants_cursors = any(n[0].name.value in ("edges", "pageInfo") for n in fields.values())
         out = []
         for i, p in enumerate(pages):
-            cursors = [cursor(k) for k in p.keys]
+            cursors = [cursor(k) for k in p.keys] if wants_cursors else []
             out.append({key: part(i, p, cursors) for key, part in parts})
         return out
 
