@@ -256,8 +256,8 @@ class Query:
     def entry_filter(self) -> EntryFilter:
         actor_match = self.choice("actor_match", ("any", "all"), "any")
         since, until = self.when("since"), self.when("until")
-        if since and until and since >= until:
-            self.fail("until", "must be later than since")
+        if since and until and since > until:
+            self.fail("until", "must not be earlier than since")
         return EntryFilter(
             blog=self.refs("blog"),
             actor=self.refs("actor"),

@@ -19,6 +19,7 @@ Plans, measured at a million entries (bench/plans/):
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -41,6 +42,7 @@ _RESOLVERS: dict[RefKind, str] = {
 # index range per location
 _MAX_DRIVING_IDS = 64
 
+_READS_ENTRY = re.compile(r"\be\.")
 ENTRY_COLUMNS = "e.id, e.blog_id, e.published_at, e.updated_at, e.created_at, e.kind, e.headline, e.body"
 
 
@@ -254,12 +256,14 @@ def list_entries_sql(
         ids = list(f.actor if drive == "actor" else f.source)
         driving = f"unnest({p.add(ids)}::bigint[]) AS d(id)"
     inner = [f"l.{link_col} = d.id"]
-    inner += conditions(f, p, time_col="l.published_at", skip=drive)
-    inner += _keyset(page, desc, "l.published_at, l.entry_id", p)
+    rest = conditions(f, p, time_col="l.published_at", skip=drive)
+    inner += rest + _keyset(page, desc, "l.published_at, l.entry_id", p)
+    # the entry row is needed inside only if a remaining condition reads it
+    join = " JOIN entries e ON e.id = l.entry_id" if any(_READS_ENTRY.search(c) for c in rest) else ""
     sql = (
         f"SELECT {columns} FROM entries e WHERE e.id IN ("
         f"SELECT x.entry_id FROM {driving} CROSS JOIN LATERAL ("
-        f"SELECT l.entry_id FROM {link} l JOIN entries e ON e.id = l.entry_id"
+        f"SELECT l.entry_id FROM {link} l{join}"
         f" WHERE {' AND '.join(inner)}"
         f" ORDER BY l.published_at {direction}, l.entry_id {direction} LIMIT {limit}) x)"
         f" ORDER BY e.published_at {direction}, e.id {direction} LIMIT {limit}"

@@ -363,3 +363,26 @@ async def test_timeline_counts_per_interval(client: AsyncTestClient[Any], data: 
     assert days == [{"start": "2023-09-13T00:00:00Z", "count": 3}]
     assert_problem(await client.get("/v1/timeline", params={"interval": "week"}), 400, "interval")
     assert_problem(await client.get("/v1/timeline", params={"limit": "5"}), 400, "limit")
+
+
+async def test_a_query_over_its_time_budget_is_a_503_not_a_hang(db_dsn: str, conn: asyncpg.Connection) -> None:
+    async with AsyncTestClient(create_app(settings(statement_timeout_ms=300), db_dsn)) as client:
+        assert (await client.get("/v1/entries")).status_code == 200
+        # another session holds the table: the read waits, and statement_timeout ends the wait
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            r = await client.get("/v1/entries")
+            assert time.monotonic() - started < 3
+        assert_problem(r, 503)
+        assert r.headers["retry-after"]
+        assert (await client.get("/v1/entries")).status_code == 200
+
+
+async def test_other_litestar_errors_are_problems_too(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
+    assert_problem(await client.get("/v1/entries/not-a-number"), 404)
+    assert_problem(
+        await client.get("/v1/entries", params={"since": "2023-09-14T00:00:00Z", "until": "2023-09-13T00:00:00Z"}),
+        400,
+        "until",
+    )

@@ -238,6 +238,14 @@ async def test_each_filter_matches_the_model_in_one_page(conn: asyncpg.Connectio
     assert not got.has_next
 
 
+@pytest.mark.parametrize("name", ["actor", "actors-all", "location-subtree", "q-or", "bbox-crimea", "nested", "not"])
+async def test_entry_matches_agrees_with_the_lists(conn: asyncpg.Connection, world: World, name: str) -> None:
+    # streams decide "does this changed entry match?" with the same SQL as the lists
+    flt = FILTERS[name](world)
+    some = [r["id"] for r in world.rows[::2]]
+    assert await where.entry_matches(conn, flt, some) == set(world.expect(flt)) & set(some)
+
+
 @pytest.mark.parametrize("sort", SORTS)
 @pytest.mark.parametrize("name", ["none", "blog-slug", "actors-any", "location-subtree", "source+q+since", "or", "not"])
 async def test_walking_every_page_returns_each_row_once_in_order(
