@@ -7,7 +7,6 @@ typical size. The rate limiter (api/auth.py) may charge a request by it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from graphql import (
@@ -165,6 +164,3 @@ def estimate(
             )
         )
     return walk.cost, walk.errors
-
-
-CostCharger = Callable[[Any, int], Any]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -182,7 +183,7 @@ class Query:
     @strawberry.field(description="Objects by global id, in the order asked; null where there is none.")
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         ctx = _ctx(info)
-        return [await _node(ctx, str(i)) for i in ids]
+        return list(await asyncio.gather(*(_node(ctx, str(i)) for i in ids)))  # one batch per type
 
     @strawberry.field(description="Entries, newest first unless orderBy says otherwise.")
     async def entries(

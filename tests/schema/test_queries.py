@@ -161,3 +161,35 @@ async def test_cost_estimate_multiplies_through_nesting(gql: Runner, world: Worl
         "{ entries(first: 20) { nodes { actors { actor { entries(first: 5) { totalCount } } } } } }"
     )
     assert outcome.cost == 20 + 20 * 10 + 20 * 10 * 5
+
+
+async def test_nodes_batch_one_statement_per_type(gql: Runner, world: World) -> None:
+    from schema.relay import to_global_id
+
+    ids = [to_global_id("Entry", i) for i in world.entries[:30]] + [
+        to_global_id("Actor", a) for a in world.actors.values()
+    ]
+    query = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
+    await gql(query, {"ids": ids})  # the connection's first statements also introspect types
+    for fast in (True, False):
+        await asyncio.sleep(0.05)
+        gql.statements.clear()
+        body = await gql(query, {"ids": ids}, fast=fast)
+        await asyncio.sleep(0.05)
+        assert [n["id"] for n in body["data"]["nodes"]] == ids
+        assert len(gql.statements) == 2, gql.statements  # entries, actors
+
+
+async def test_a_lost_database_is_service_unavailable_and_bugs_are_masked(gql: Runner, world: World) -> None:
+    from graphql import GraphQLError
+
+    from schema.errors import coded
+
+    await gql.conn.close()
+    for fast in (True, False):
+        body = await gql("{ entries(first: 1) { nodes { id } } }", fast=fast)
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
+    bug = coded(GraphQLError("boom", original_error=KeyError("secret_column")))
+    assert bug.message == "Unexpected error."
+    assert bug.extensions == {"code": "INTERNAL_SERVER_ERROR"}
+    assert "secret_column" not in str(bug.formatted)
