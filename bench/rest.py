@@ -121,6 +121,8 @@ def server(kind: str, dsn: str) -> Iterator[tuple[str, RssSampler]]:
             "1",
             "--loop",
             "uvloop",
+            "--http",
+            "1",
             "--log-level",
             "warning",
             "--no-access-log",
