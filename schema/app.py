@@ -13,17 +13,19 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from strawberry.http.ides import get_graphql_ide_html
 
-from db.page import Cursors
-from schema.context import Db, GraphContext
+from schema.context import GraphContext, provide_context
 from schema.errors import BAD_USER_INPUT, ApiError, RateLimited
 from schema.execute import Outcome, execute
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # Apollo's APQ protocol expects this code
 _APQ_MAX = 5000
 _JSON = "application/json"
+Context = NamedDependency[GraphContext]
+DEPENDENCIES = {"ctx": Provide(provide_context)}
 
 
 class PersistedQueries:
@@ -61,12 +63,12 @@ def _respond(body: dict[str, Any], status: int = 200, *, cacheable: bool = False
     return Response(msgspec.json.encode(body), status_code=status, media_type=_JSON, headers=headers)
 
 
-def _state(request: Request[Any, Any, Any]) -> tuple[Cursors, PersistedQueries]:
+def _persisted(request: Request[Any, Any, Any]) -> PersistedQueries:
     state = request.app.state
-    if "graphql_cursors" not in state:
-        state.graphql_cursors = Cursors(state.settings.secret)
-        state.graphql_apq = PersistedQueries()
-    return state.graphql_cursors, state.graphql_apq
+    found: PersistedQueries | None = state.get("graphql_apq")
+    if found is None:
+        found = state.graphql_apq = PersistedQueries()
+    return found
 
 
 def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | dict[str, Any]:
@@ -88,14 +90,12 @@ def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | dict[str
     return given.query
 
 
-async def _run(request: Request[Any, Any, Any], given: GraphRequest, *, get_method: bool) -> Response[bytes]:
-    cursors, apq = _state(request)
-    query = _resolve_query(given, apq)
+async def _run(
+    request: Request[Any, Any, Any], ctx: GraphContext, given: GraphRequest, *, get_method: bool
+) -> Response[bytes]:
+    query = _resolve_query(given, _persisted(request))
     if isinstance(query, dict):
         return _respond(query)
-    ctx = GraphContext(
-        Db(pool=request.app.state.pool), cursors, caller=getattr(request.state, "caller", None), request=request
-    )
 
     async def charge(cost: int) -> ApiError | None:
         """Charge the estimated cost to the caller's rate (api/ratelimit.py) before running."""
@@ -111,12 +111,9 @@ async def _run(request: Request[Any, Any, Any], given: GraphRequest, *, get_meth
             extensions={"cost": cost, "retryAfter": decision.retry_after},
         )
 
-    try:
-        outcome: Outcome = await execute(
-            ctx, query, given.variables, given.operationName, allow_mutations=not get_method, charge=charge
-        )
-    finally:
-        await ctx.db.release()
+    outcome: Outcome = await execute(
+        ctx, query, given.variables, given.operationName, allow_mutations=not get_method, charge=charge
+    )
     request.state.graphql_cost = outcome.cost
     if get_method and outcome.operation == "mutation":
         return Response(msgspec.json.encode(outcome.body), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
@@ -134,8 +131,9 @@ def _json_param(request: Request[Any, Any, Any], name: str) -> Any:
     tags=["graphql"],
     summary="GraphQL query in the URL; GraphiQL in a browser",
     include_in_schema=False,
+    dependencies=DEPENDENCIES,
 )
-async def graphql_get(request: Request[Any, Any, Any]) -> Response[Any]:
+async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response[Any]:
     if "query" not in request.query_params and "extensions" not in request.query_params:
         if "text/html" in request.headers.get("accept", ""):
             return Response(get_graphql_ide_html("graphiql"), media_type=MediaType.HTML)
@@ -151,7 +149,7 @@ async def graphql_get(request: Request[Any, Any, Any]) -> Response[Any]:
         return _respond(_error("variables and extensions must be JSON objects"), 400)
     if given.variables is not None and not isinstance(given.variables, dict):
         return _respond(_error("variables must be a JSON object"), 400)
-    return await _run(request, given, get_method=True)
+    return await _run(request, ctx, given, get_method=True)
 
 
 @post(
@@ -161,13 +159,14 @@ async def graphql_get(request: Request[Any, Any, Any]) -> Response[Any]:
     summary="GraphQL over HTTP",
     status_code=200,
     include_in_schema=False,
+    dependencies=DEPENDENCIES,
 )
-async def graphql_post(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def graphql_post(request: Request[Any, Any, Any], ctx: Context) -> Response[bytes]:
     try:
         given = msgspec.json.decode(await request.body(), type=GraphRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return _respond(_error(f"The body is not a GraphQL request: {exc}"), 400)
-    return await _run(request, given, get_method=False)
+    return await _run(request, ctx, given, get_method=False)
 
 
 def route_handlers() -> list[BaseRouteHandler | Any]:

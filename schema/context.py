@@ -1,20 +1,26 @@
 """The per-request context: one database connection, the caller, cursors and batch loaders.
 
-Resolvers reach the database only through `Db.run`, which takes a lock: loaders of one level
-fire together, and one asyncpg connection runs one statement at a time. Holding a single
-connection for the request keeps the cost of a query to one pool checkout.
+`provide_context` is the Litestar dependency the GraphQL controller takes it from. Resolvers
+reach the database only through `Db.run`, which takes a lock: loaders of one level fire
+together, and one asyncpg connection runs one statement at a time. The connection is taken
+from the pool on first use (a query refused by the limits never takes one) and held for the
+rest of the request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 import asyncpg
+from litestar import Request
 from strawberry.dataloader import DataLoader
 
+from db.errors import Unavailable
 from db.page import Cursors
+
+ACQUIRE_TIMEOUT = 2.0  # seconds: an unreachable database is SERVICE_UNAVAILABLE, never a hang
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -34,7 +40,10 @@ class Db:
         async with self._lock:
             if self._conn is None:
                 assert self._pool is not None
-                self._conn = await self._pool.acquire()
+                try:
+                    self._conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
+                except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+                    raise Unavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
                 self._owned = True
             return await fn(self._conn, *args)
 
@@ -67,3 +76,25 @@ class GraphContext:
 
             found = self._loaders[key] = DataLoader(load_fn=load)
         return found
+
+
+def cursors_of(state: Any) -> Cursors:
+    """The app's cursor codec (settings.secret): GraphQL's cursors are REST's tokens."""
+    found: Cursors | None = state.get("graphql_cursors")
+    if found is None:
+        found = state.graphql_cursors = Cursors(state.settings.secret)
+    return found
+
+
+async def provide_context(request: Request[Any, Any, Any]) -> AsyncIterator[GraphContext]:
+    """A Litestar dependency: the request's context, its connection given back afterwards."""
+    ctx = GraphContext(
+        Db(pool=request.app.state.pool),
+        cursors_of(request.app.state),
+        caller=getattr(request.state, "caller", None),
+        request=request,
+    )
+    try:
+        yield ctx
+    finally:
+        await ctx.db.release()
