@@ -9,6 +9,7 @@ closing an idle stream. The stream ends if the client falls too far behind; it r
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
@@ -20,6 +21,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api import params as p
 from api.live import Hub, follow
+from db import rows
 from db.changes import Change
 from db.filters import EntryFilter
 
@@ -30,10 +32,23 @@ LastEventIdParam = Annotated[
 ]
 
 
+_ENCODED: OrderedDict[int, str] = OrderedDict()  # seq -> data, shared by every stream of this process
+_ENCODED_MAX = 4096
+
+
+def _data(change: Change) -> str:
+    """The entry exactly as REST renders it (the log's JSON has PostgreSQL's time format)."""
+    found = _ENCODED.get(change.seq)
+    if found is None:
+        found = msgspec.json.encode(msgspec.convert(change.data, rows.Entry)).decode()
+        _ENCODED[change.seq] = found
+        if len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return found
+
+
 def event_of(change: Change) -> ServerSentEventMessage:
-    return ServerSentEventMessage(
-        data=msgspec.json.encode(change.data).decode(), event=EVENT_TYPE[change.op], id=change.seq
-    )
+    return ServerSentEventMessage(data=_data(change), event=EVENT_TYPE[change.op], id=change.seq)
 
 
 async def _events(hub: Hub, resolved: EntryFilter, after: int | None, heartbeat: float) -> AsyncIterator[Any]:

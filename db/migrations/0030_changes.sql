@@ -42,13 +42,12 @@ CREATE TABLE change_pending (
     PRIMARY KEY (xid, entity, entity_id)
 );
 
--- An entry as the feed and the streams carry it: the REST entry (db/rows.py Entry), plus
--- external_key, with links in the order REST lists them.
+-- An entry as the feed and the streams carry it: exactly the REST entry (db/rows.py Entry),
+-- links in the order REST lists them.
 CREATE FUNCTION sitrep_entry_doc(bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
 SELECT jsonb_build_object(
     'id', e.id,
     'blog', jsonb_build_object('id', e.blog_id, 'slug', b.slug, 'title', b.title),
-    'external_key', e.external_key,
     'published_at', e.published_at,
     'updated_at', e.updated_at,
     'created_at', e.created_at,
