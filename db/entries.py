@@ -38,9 +38,14 @@ async def list_entries(
     """
     page = page or Page()
     async with where.read_snapshot(conn, custom_plan=where.needs_custom_plan(filter)):
-        resolved = await where.resolve_entry_filter(conn, filter)
+        resolved = await where.rarest_actor_first(conn, await where.resolve_entry_filter(conn, filter))
+        in_box = await where.bbox_locations(conn, resolved)
+        if in_box == 0:  # nothing lies in the box: no entry can match, and no scan should find that out
+            return paged([], [], page, 0 if page.count else None)
         drive_locations = await where.location_driving_is_small(conn, resolved)
-        sql, values = where.list_entries_sql(resolved, sort, page, drive_locations=drive_locations)
+        sql, values = where.list_entries_sql(
+            resolved, sort, page, drive_locations=drive_locations, drive_bbox=where.driving_is_small(in_box)
+        )
         rows = [from_record(EntryRow, r) for r in await conn.fetch(sql, *values)]
         total = None
         if page.count:

@@ -22,6 +22,8 @@ async def timeline(conn: asyncpg.Connection, filter: EntryFilter, interval: Inte
     """
     async with where.read_snapshot(conn, custom_plan=where.needs_custom_plan(filter)):
         resolved = await where.resolve_entry_filter(conn, filter)
+        if await where.bbox_locations(conn, resolved) == 0:
+            return []
         sql, values = where.timeline_sql(resolved, interval)
         found = {r["start"]: int(r["count"]) for r in await conn.fetch(sql, *values)}
     if not found:

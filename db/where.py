@@ -25,9 +25,10 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import asyncpg
+import msgspec
 
 from db.errors import NotFound
-from db.filters import EntryFilter, EntrySort, Ref
+from db.filters import BBox, EntryFilter, EntrySort, Ref
 from db.page import Page
 from db.sql import query
 
@@ -129,10 +130,20 @@ _LOCATION_UNDER = (
 )
 _BBOX = (
     "EXISTS (SELECT 1 FROM entry_locations lb JOIN locations bl ON bl.id = lb.location_id"
-    " WHERE lb.entry_id = e.id AND bl.latitude BETWEEN {1}::float8 AND {3}::float8 AND {lon})"
+    " WHERE lb.entry_id = e.id AND {box})"
 )
-_BBOX_LON = "bl.longitude BETWEEN {0}::float8 AND {2}::float8"
-_BBOX_LON_WRAPPED = "(bl.longitude >= {0}::float8 OR bl.longitude <= {2}::float8)"  # crosses 180°
+_BOX = "bl.latitude BETWEEN {1}::float8 AND {3}::float8 AND bl.longitude BETWEEN {0}::float8 AND {2}::float8"
+_BOX_WRAPPED = (
+    "bl.latitude BETWEEN {1}::float8 AND {3}::float8 AND (bl.longitude >= {0}::float8 OR bl.longitude <= {2}::float8)"
+)
+
+
+def box(bbox: BBox, p: Params) -> str:
+    """Locations `bl` inside the box (one that crosses the antimeridian has min_lon > max_lon)."""
+    values = [p.add(float(v)) for v in bbox]
+    return (_BOX_WRAPPED if bbox[0] > bbox[2] else _BOX).format(*values)
+
+
 _SEARCH = "e.search @@ websearch_to_tsquery('english', {}::text)"
 
 
@@ -170,10 +181,8 @@ def conditions(f: EntryFilter, p: Params, *, time_col: str = "e.published_at", s
         c.append(_SEARCH.format(p.add(f.q)))
     if f.kind:
         c.append(f"e.kind = ANY({p.add(list(f.kind))}::text[])")
-    if f.bbox is not None:
-        min_lon, min_lat, max_lon, max_lat = (p.add(float(v)) for v in f.bbox)
-        lon = _BBOX_LON_WRAPPED if f.bbox[0] > f.bbox[2] else _BBOX_LON
-        c.append(_BBOX.format(min_lon, min_lat, max_lon, max_lat, lon=lon.format(min_lon, min_lat, max_lon)))
+    if f.bbox is not None and skip != "bbox":
+        c.append(_BBOX.format(box=box(f.bbox, p)))
     c.extend(f"({where(sub, p)})" for sub in f.and_)
     if f.or_:
         c.append("(" + " OR ".join(f"({where(sub, p)})" for sub in f.or_) + ")")
@@ -199,10 +208,11 @@ _DRIVERS: dict[str, tuple[str, str]] = {
     "actor": ("entry_actors", "actor_id"),
     "source": ("entry_sources", "source_id"),
     "location": ("entry_locations", "location_id"),
+    "bbox": ("entry_locations", "location_id"),
 }
 
 
-def _driver(f: EntryFilter, sort: EntrySort, drive_locations: bool) -> str | None:
+def _driver(f: EntryFilter, sort: EntrySort, drive_locations: bool, drive_bbox: bool) -> str | None:
     """Which link index should drive the list, if any."""
     if sort not in ("-published_at", "published_at") or f.blog:
         return None  # the blog index is tighter than any link index; updated_at is not on links
@@ -212,6 +222,8 @@ def _driver(f: EntryFilter, sort: EntrySort, drive_locations: bool) -> str | Non
         return "source"
     if f.location and drive_locations:
         return "location"
+    if f.bbox is not None and drive_bbox:
+        return "bbox"
     return None
 
 
@@ -225,12 +237,19 @@ def _keyset(page: Page, desc: bool, cols: str, p: Params) -> list[str]:
 
 
 def list_entries_sql(
-    f: EntryFilter, sort: EntrySort, page: Page, *, drive_locations: bool = True, columns: str = ENTRY_COLUMNS
+    f: EntryFilter,
+    sort: EntrySort,
+    page: Page,
+    *,
+    drive_locations: bool = True,
+    drive_bbox: bool = False,
+    columns: str = ENTRY_COLUMNS,
 ) -> tuple[str, list[Any]]:
     """One page of entries (limit + 1 rows, for has-next) in `sort` order, and its parameters.
 
-    `f` must be resolved (ids only). `drive_locations`: whether the location filter covers few
-    enough locations (`location_driving_is_small`) to drive the list. The LIMIT is an integer the caller validated, written
+    `f` must be resolved (ids only). `drive_locations` / `drive_bbox`: whether the location
+    filter / the box covers few enough locations (`location_driving_is_small`,
+    `bbox_locations`) to drive the list. The LIMIT is an integer the caller validated, written
     into the text so that the planner knows it (a `$n` limit makes generic plans guess).
     """
     limit = int(page.limit) + 1
@@ -239,7 +258,7 @@ def list_entries_sql(
     order_desc = desc != (page.direction == "backward")
     direction = "DESC" if order_desc else "ASC"
     p = Params()
-    drive = _driver(f, sort, drive_locations)
+    drive = _driver(f, sort, drive_locations, drive_bbox)
     if drive is None:
         conds = conditions(f, p) + _keyset(page, desc, f"e.{col}, e.id", p)
         sql = (
@@ -248,7 +267,10 @@ def list_entries_sql(
         )
         return sql, p.values
     link, link_col = _DRIVERS[drive]
-    if drive == "location":
+    if drive == "bbox":
+        assert f.bbox is not None
+        driving = f"(SELECT bl.id FROM locations bl WHERE {box(f.bbox, p)}) d"
+    elif drive == "location":
         driving = f"(SELECT DISTINCT location_id AS id FROM location_closure WHERE ancestor_id = ANY({p.add(list(f.location))}::bigint[])) d"
     elif drive == "actor" and f.actor_match == "all":
         driving = f"(SELECT {p.add(f.actor[0])}::bigint AS id) d"
@@ -277,6 +299,26 @@ async def location_driving_is_small(conn: asyncpg.Connection, f: EntryFilter) ->
         return False
     n = await conn.fetchval(query("count_locations_under"), list(f.location))
     return bool(n <= _MAX_DRIVING_IDS)
+
+
+async def bbox_locations(conn: asyncpg.Connection, f: EntryFilter) -> int | None:
+    """How many locations lie in the filter's box (None without one): none means no entry can match."""
+    if f.bbox is None:
+        return None
+    p = Params()
+    return int(await conn.fetchval(f"SELECT count(*) FROM locations bl WHERE {box(f.bbox, p)}", *p.values))
+
+
+def driving_is_small(n: int | None) -> bool:
+    return n is not None and n <= _MAX_DRIVING_IDS
+
+
+async def rarest_actor_first(conn: asyncpg.Connection, f: EntryFilter) -> EntryFilter:
+    """With actor_match=all the first actor drives the list: make it the one fewest entries link."""
+    if f.actor_match != "all" or len(f.actor) < 2:
+        return f
+    counts = {r["actor_id"]: r["entry_count"] for r in await conn.fetch(query("actor_counts"), list(f.actor))}
+    return msgspec.structs.replace(f, actor=tuple(sorted(f.actor, key=lambda a: (counts.get(a, 0), a))))
 
 
 def count_entries_sql(f: EntryFilter) -> tuple[str, list[Any]]:

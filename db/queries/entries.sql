@@ -2,6 +2,10 @@
 -- How many locations lie under the locations in $1 (themselves included).
 SELECT count(DISTINCT location_id) FROM location_closure WHERE ancestor_id = ANY($1::bigint[])
 
+-- name: actor_counts
+-- (actor_id, entry_count) for the actors in $1 that have any entries.
+SELECT actor_id, entry_count FROM actor_entry_counts WHERE actor_id = ANY($1::bigint[])
+
 -- name: get_entry
 -- One entry's own columns by id.
 SELECT e.id, e.blog_id, e.published_at, e.updated_at, e.created_at, e.kind, e.headline, e.body

@@ -207,6 +207,9 @@ FILTERS: dict[str, Callable[[World], EntryFilter]] = {
     "kinds": lambda w: EntryFilter(kind=("video", "read_more")),
     "bbox-crimea": lambda w: EntryFilter(bbox=(33.0, 44.0, 35.0, 46.0)),
     "bbox-empty": lambda w: EntryFilter(bbox=(-10.0, -10.0, -5.0, -5.0)),
+    "bbox+kind": lambda w: EntryFilter(bbox=(30.0, 44.0, 35.0, 51.0), kind=("post", "video")),
+    "bbox+location": lambda w: EntryFilter(bbox=(33.0, 44.0, 35.0, 46.0), location=("ukraine",)),
+    "bbox+actor": lambda w: EntryFilter(bbox=(30.0, 44.0, 38.0, 56.0), actor=("vladimir-putin",)),
     "actor+location": lambda w: EntryFilter(actor=("vladimir-putin",), location=("ukraine",)),
     "actor+blog+kind": lambda w: EntryFilter(actor=("dmitry-peskov",), blog=("kyiv-live",), kind=("post",)),
     "source+q+since": lambda w: EntryFilter(source=("reuters", "tass"), q="missile", since=T(30)),
@@ -247,7 +250,10 @@ async def test_entry_matches_agrees_with_the_lists(conn: asyncpg.Connection, wor
 
 
 @pytest.mark.parametrize("sort", SORTS)
-@pytest.mark.parametrize("name", ["none", "blog-slug", "actors-any", "location-subtree", "source+q+since", "or", "not"])
+@pytest.mark.parametrize(
+    "name",
+    ["none", "blog-slug", "actors-any", "actors-all", "location-subtree", "bbox+kind", "source+q+since", "or", "not"],
+)
 async def test_walking_every_page_returns_each_row_once_in_order(
     conn: asyncpg.Connection, world: World, name: str, sort: EntrySort
 ) -> None:
