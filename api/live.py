@@ -39,6 +39,7 @@ from db.where import matches_sql, resolve_entry_filter
 log = logging.getLogger("sitrep.live")
 
 _BATCH = 1000
+_CATCH_UP_TIMEOUT = 30.0
 _EMPTY = EntryFilter()
 
 
@@ -146,7 +147,8 @@ class Hub:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                     self._wake.clear()
-                    await self._catch_up(conn)  # also checks that the connection lives
+                    # also proves the connection lives: one that died silently times out here
+                    await asyncio.wait_for(self._catch_up(conn), _CATCH_UP_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
