@@ -292,7 +292,7 @@ async def follow(hub: Hub, resolved: EntryFilter, after: int | None, idle: float
     when the subscriber is cut off (overflow, shutdown): the client resumes from its last seq."""
     sub, upto = hub.subscribe(resolved)
     try:
-        last = upto
+        last = max(upto, after or 0)  # a client already holds everything up to `after`
         if after is not None and after < upto:
             async for change in replay(hub.pool, resolved, after, upto):
                 yield change
