@@ -63,18 +63,18 @@ class Subscriber:
             self.close()
 
     def close(self) -> None:
-        """Stop delivery; the consumer sees the end once it has drained what was queued."""
+        """Stop delivery; the consumer sees the end after what is queued, or, when the queue
+        is full, right after what it already got (never a gap: it resumes from its last event)."""
         if self.closed:
             return
         self.closed = True
         self.hub.unsubscribe(self)
-        with contextlib.suppress(asyncio.QueueFull):
+        try:
             self.queue.put_nowait(None)
-        if self.overflowed:  # the queue was full: make room for the end marker
-            with contextlib.suppress(asyncio.QueueEmpty):
+        except asyncio.QueueFull:
+            while not self.queue.empty():
                 self.queue.get_nowait()
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait(None)
+            self.queue.put_nowait(None)
 
 
 class Hub:

@@ -534,6 +534,7 @@ async def test_a_slow_subscriber_is_cut_off_without_slowing_the_others(db_dsn: s
         assert len(fast_seen) == 20
         assert slow.overflowed
         assert slow.closed
+        assert slow.queue.get_nowait() is None  # it ends where its client stopped reading: no gap
         assert slow not in hub._subscribers
     finally:
         await conn.close()
