@@ -584,3 +584,40 @@ T = datetime.fromisoformat
 )
 def test_a_deleted_entry_is_judged_on_its_last_state(filter: EntryFilter, delivered: bool) -> None:
     assert tombstone_may_match(filter, LAST_STATE) is delivered
+
+
+async def test_a_subscriber_cut_off_for_lagging_resumes_without_loss(db_dsn: str) -> None:
+    pool = await create_pool(db_dsn, min_size=1, max_size=4)
+    hub = Hub(db_dsn, pool, queue_size=5, poll_interval=0.5)
+    await hub.start()
+    conn = await connect(db_dsn)
+    try:
+        moment = datetime.fromisoformat("2023-09-13T10:00Z")
+        await writes.create_blog(conn, writes.BlogCreate(slug="day-1", title="Day 1", published_at=moment))
+        got: list[int] = []
+
+        async def lagging() -> None:
+            async for change in follow(hub, EntryFilter(), None, 0.2):
+                if change is not None:
+                    got.append(change.seq)
+                    await asyncio.sleep(0.05)  # reads slower than entries are published
+
+        reader = asyncio.create_task(lagging())
+        await asyncio.sleep(0.05)
+        async with conn.transaction():  # one commit, 30 changes: one batch, more than the queue holds
+            for n in range(30):
+                await writes.create_entry(
+                    conn, writes.EntryCreate(blog="day-1", published_at=moment, headline=f"E{n}", actors=[])
+                )
+        await asyncio.wait_for(reader, 5)  # cut off: the stream ended by itself
+        assert len(got) < 30
+        async for change in follow(hub, EntryFilter(), got[-1] if got else 0, 0.2):
+            if change is None:
+                break
+            got.append(change.seq)
+        everything = [r["seq"] for r in await conn.fetch("SELECT seq FROM changes WHERE entity = 'entry' ORDER BY seq")]
+        assert got == everything
+    finally:
+        await conn.close()
+        await hub.aclose()
+        await pool.close()
