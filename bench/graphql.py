@@ -476,6 +476,11 @@ def main() -> int:
     if args.q3_many_to_many:
         QUERIES["Q3"]["postgraphile"] = Q3_MANY_TO_MANY
         QUERIES["Q3"]["postgraphile5"] = _v5(Q3_MANY_TO_MANY)
+    # pending migrations first, so that no server's start waits on them and PostGraphile
+    # introspects the final schema
+    with tempfile.TemporaryDirectory(prefix="sitrep-bench-") as data_dir:
+        env = {**os.environ, "DATABASE_URL": args.dsn, "SITREP_DATA_DIR": data_dir}
+        subprocess.run([str(VENV_BIN / "sitrep"), "migrate"], cwd=REPO, env=env, check=True)
     targets = asyncio.run(pick_targets(args.dsn))
     requests = bodies(targets)
     print(
