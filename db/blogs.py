@@ -14,11 +14,11 @@ from db.rows import Blog
 from db.where import Params
 
 BlogSort = Literal["-published_at"]
-SOURCE = "blogs b"
+SOURCE = "blogs b LEFT JOIN blog_entry_counts n ON n.blog_id = b.id"
 COLUMNS = (
     "b.id, b.slug, b.title, b.standfirst, b.status, b.authors, b.summary, b.hero_image, b.source_url,"
     " b.published_at, b.created_at, b.updated_at,"
-    " (SELECT count(*) FROM entries e WHERE e.blog_id = b.id) AS entry_count"
+    " COALESCE(n.entry_count, 0) AS entry_count"
 )
 
 
