@@ -1,5 +1,8 @@
 """Batched reads for GraphQL's nested fields: one statement per relation per response level.
 
+The SQL is composed from fixed fragments: the entity modules' FROM clauses and column lists,
+and where.py's entry filter; values only ever travel as `$n` parameters.
+
 Each function takes the ids of a whole level of a response (every entry of a page, every
 location of those entries) and answers a dict keyed by those ids, so the number of round
 trips follows the depth of a query, never its number of rows.
@@ -15,20 +18,46 @@ from typing import Any, Literal, TypeVar
 import asyncpg
 import msgspec
 
-from db import rows
+from db import actors, blogs, locations, rows, sources
 from db.filters import EntryFilter, EntrySort
 from db.page import Page, Paged, paged
-from db.sql import query
 from db.where import ENTRY_COLUMNS, Params, where
+from db.where import _keyset as keyset_bounds  # the list queries' own keyset bound
 
 S = TypeVar("S", bound=msgspec.Struct)
-STRUCTS: dict[str, type[msgspec.Struct]] = {
-    "blogs": rows.Blog,
-    "entries": rows.EntryRow,
-    "actors": rows.Actor,
-    "locations": rows.Location,
-    "sources": rows.Source,
+
+# Each entity's FROM clause and columns are the ones its own module lists it with, so a row
+# here is the row REST answers: (struct, table alias, FROM, columns).
+_ENTITIES: dict[str, tuple[type[msgspec.Struct], str, str, str]] = {
+    "blogs": (rows.Blog, "b", blogs.SOURCE, blogs.COLUMNS),
+    "entries": (rows.EntryRow, "e", "entries e", ENTRY_COLUMNS),
+    "actors": (rows.Actor, "a", actors.SOURCE, actors.COLUMNS),
+    "locations": (rows.Location, "l", locations.SOURCE, locations.COLUMNS),
+    "sources": (rows.Source, "s", sources.SOURCE, sources.COLUMNS),
 }
+_BY_IDS = {t: f"SELECT {c} FROM {src} WHERE {a}.id = ANY($1::bigint[])" for t, (_, a, src, c) in _ENTITIES.items()}
+_BY_SLUGS = {t: f"SELECT {c} FROM {src} WHERE {a}.slug = ANY($1::text[])" for t, (_, a, src, c) in _ENTITIES.items()}
+_ENTRY_ACTORS = (
+    f"SELECT ea.entry_id, ea.role, {actors.COLUMNS} FROM {actors.SOURCE} JOIN entry_actors ea ON ea.actor_id = a.id"
+    " WHERE ea.entry_id = ANY($1::bigint[]) ORDER BY ea.entry_id, ea.role DESC, a.name, a.id"
+)
+_ENTRY_LOCATIONS = (
+    f"SELECT el.entry_id, {locations.COLUMNS} FROM {locations.SOURCE} JOIN entry_locations el ON el.location_id = l.id"
+    " WHERE el.entry_id = ANY($1::bigint[]) ORDER BY el.entry_id, l.name, l.id"
+)
+_ENTRY_SOURCES = (
+    f"SELECT es.entry_id, {sources.COLUMNS} FROM {sources.SOURCE} JOIN entry_sources es ON es.source_id = s.id"
+    " WHERE es.entry_id = ANY($1::bigint[]) ORDER BY es.entry_id, s.name, s.id"
+)
+_LOCATION_CHILDREN = (
+    f"SELECT {locations.COLUMNS} FROM {locations.SOURCE}"
+    " WHERE l.parent_id = ANY($1::bigint[]) ORDER BY l.parent_id, l.name, l.id"
+)
+_LOCATION_ANCESTORS = (  # outermost first, as REST lists them; the location itself excluded
+    f"SELECT c.location_id AS of_id, {locations.COLUMNS} FROM {locations.SOURCE}"
+    " JOIN location_closure c ON c.ancestor_id = l.id"
+    " WHERE c.location_id = ANY($1::bigint[]) AND c.depth > 0 ORDER BY c.location_id, c.depth DESC"
+)
 
 
 @cache
@@ -42,29 +71,27 @@ def from_record(cls: type[S], record: asyncpg.Record) -> S:
 
 
 async def by_ids(conn: asyncpg.Connection, table: str, ids: Sequence[int]) -> dict[int, Any]:
-    """Rows of `table` (a key of STRUCTS) by id; missing ids are absent."""
+    """Rows of `table` ("blogs", "entries", "actors", "locations", "sources") by id; missing ids are absent."""
     if not ids:
         return {}
-    cls = STRUCTS[table]
-    found = await conn.fetch(query(f"graph_{table}_by_ids"), list(set(ids)))
-    return {r["id"]: from_record(cls, r) for r in found}
+    cls = _ENTITIES[table][0]
+    return {r["id"]: from_record(cls, r) for r in await conn.fetch(_BY_IDS[table], list(set(ids)))}
 
 
 async def by_slugs(conn: asyncpg.Connection, table: str, slugs: Sequence[str]) -> dict[str, Any]:
     """Rows of `table` (not entries, which have no slug) by slug; missing slugs are absent."""
     if not slugs:
         return {}
-    cls = STRUCTS[table]
-    found = await conn.fetch(query(f"graph_{table}_by_slugs"), list(set(slugs)))
-    return {r["slug"]: from_record(cls, r) for r in found}
+    cls = _ENTITIES[table][0]
+    return {r["slug"]: from_record(cls, r) for r in await conn.fetch(_BY_SLUGS[table], list(set(slugs)))}
 
 
 async def _grouped(
-    conn: asyncpg.Connection, name: str, ids: Sequence[int], key: str, cls: type[msgspec.Struct]
+    conn: asyncpg.Connection, sql: str, ids: Sequence[int], key: str, cls: type[msgspec.Struct]
 ) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = defaultdict(list)
     if ids:
-        for r in await conn.fetch(query(name), list(set(ids))):
+        for r in await conn.fetch(sql, list(set(ids))):
             grouped[r[key]].append(from_record(cls, r))
     return grouped
 
@@ -78,27 +105,27 @@ async def entry_actors(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> di
     """Per entry: its actors with their role, speakers first, then by name."""
     grouped: dict[int, list[LinkedActor]] = defaultdict(list)
     if entry_ids:
-        for r in await conn.fetch(query("graph_entry_actors"), list(set(entry_ids))):
+        for r in await conn.fetch(_ENTRY_ACTORS, list(set(entry_ids))):
             grouped[r["entry_id"]].append(LinkedActor(r["role"], from_record(rows.Actor, r)))
     return grouped
 
 
 async def entry_locations(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> dict[int, list[rows.Location]]:
-    return await _grouped(conn, "graph_entry_locations", entry_ids, "entry_id", rows.Location)
+    return await _grouped(conn, _ENTRY_LOCATIONS, entry_ids, "entry_id", rows.Location)
 
 
 async def entry_sources(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> dict[int, list[rows.Source]]:
-    return await _grouped(conn, "graph_entry_sources", entry_ids, "entry_id", rows.Source)
+    return await _grouped(conn, _ENTRY_SOURCES, entry_ids, "entry_id", rows.Source)
 
 
 async def location_children(conn: asyncpg.Connection, location_ids: Sequence[int]) -> dict[int, list[rows.Location]]:
     """Per location: the locations directly inside it, by name."""
-    return await _grouped(conn, "graph_location_children", location_ids, "parent_id", rows.Location)
+    return await _grouped(conn, _LOCATION_CHILDREN, location_ids, "parent_id", rows.Location)
 
 
 async def location_ancestors(conn: asyncpg.Connection, location_ids: Sequence[int]) -> dict[int, list[rows.Location]]:
     """Per location: its ancestors, outermost first (as REST lists them)."""
-    return await _grouped(conn, "graph_location_ancestors", location_ids, "of_id", rows.Location)
+    return await _grouped(conn, _LOCATION_ANCESTORS, location_ids, "of_id", rows.Location)
 
 
 # ---------------------------------------------------------------- entries of many parents
@@ -114,15 +141,6 @@ _PARENT_COND: dict[Parent, str] = {
         " WHERE pl.entry_id = e.id AND pc.ancestor_id = d.parent_id)"
     ),
 }
-
-
-def _keyset(page: Page, desc: bool, col: str, p: Params) -> list[str]:
-    out = []
-    if page.after is not None:
-        out.append(f"(e.{col}, e.id) {'<' if desc else '>'} ({p.add(page.after[0])}, {p.add(page.after[1])}::bigint)")
-    if page.before is not None:
-        out.append(f"(e.{col}, e.id) {'>' if desc else '<'} ({p.add(page.before[0])}, {p.add(page.before[1])}::bigint)")
-    return out
 
 
 async def entries_of(
@@ -144,7 +162,7 @@ async def entries_of(
     col = sort.lstrip("-")
     direction = "DESC" if desc != (page.direction == "backward") else "ASC"
     p = Params(ids)
-    conds = [_PARENT_COND[parent], where(f, p), *_keyset(page, desc, col, p)]
+    conds = [_PARENT_COND[parent], where(f, p), *keyset_bounds(page, desc, f"e.{col}, e.id", p)]
     sql = (
         f"SELECT d.parent_id, x.* FROM unnest($1::bigint[]) AS d(parent_id) CROSS JOIN LATERAL ("
         f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE {' AND '.join(conds)}"
