@@ -28,6 +28,7 @@ from schema.context import GraphContext
 from schema.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, ApiError, coded
 
 _CACHE_SIZE = 512
+_CACHE_MAX_QUERY = 20_000  # characters: the cache's memory stays bounded whatever clients send
 
 
 class Outcome(msgspec.Struct, kw_only=True):
@@ -61,9 +62,10 @@ def _parse_and_validate(query: str) -> _Parsed:
     else:
         errors = validate(schema, document, [*_specified_rules(), *limits.VALIDATION_RULES])
         result = _Parsed(document if not errors else None, [coded(e) for e in errors])
-    _parsed[query] = result
-    if len(_parsed) > _CACHE_SIZE:
-        _parsed.popitem(last=False)
+    if len(query) <= _CACHE_MAX_QUERY:
+        _parsed[query] = result
+        if len(_parsed) > _CACHE_SIZE:
+            _parsed.popitem(last=False)
     return result
 
 
