@@ -6,6 +6,7 @@ request is a 503 with Retry-After (api.errors), never a hang.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from litestar import Request
 from db.errors import Unavailable
 
 ACQUIRE_TIMEOUT = 2.0
+log = logging.getLogger("sitrep.api")
 
 
 async def provide_connection(request: Request[Any, Any, Any]) -> AsyncIterator[asyncpg.Connection]:
@@ -26,4 +28,9 @@ async def provide_connection(request: Request[Any, Any, Any]) -> AsyncIterator[a
     try:
         yield cast(asyncpg.Connection, conn)  # a pool proxy: same interface
     finally:
-        await pool.release(conn)
+        try:
+            await pool.release(conn)
+        except Exception as exc:
+            # a request cancelled mid-query leaves the connection busy; asyncpg has closed it
+            # already, and the caller's answer (or its absence) must not turn into a 500
+            log.warning("a pooled connection could not be reset and was closed: %r", exc)
