@@ -9,15 +9,7 @@ from litestar import Litestar, get
 from litestar.response import Response, Stream
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from api.caching import HttpCachingMiddleware, etag_for, if_none_match_hits
-from api.settings import Settings
-
-
-@pytest.fixture
-async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    async with AsyncTestClient(create_app(Settings(), db_dsn)) as client:
-        yield client
 
 
 async def test_anonymous_get_has_etag_and_public_short_cache(client: AsyncTestClient) -> None:  # type: ignore[type-arg]

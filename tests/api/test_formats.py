@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -14,9 +13,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from api.formats import Format, NotAcceptable, entries_csv, entries_geojson, negotiate
-from api.settings import Settings
 from db import export
 from db.entries import with_relations
 from db.errors import InvalidInput, NotFound
@@ -196,13 +193,6 @@ async def test_export_of_an_unknown_reference_is_not_found(conn: asyncpg.Connect
 
 
 # ---------------------------------------------------------------- over HTTP: GET /v1/entries
-
-
-@pytest.fixture
-async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    settings = Settings(secret="formats-test-secret", anonymous_rate=100_000)
-    async with AsyncTestClient(create_app(settings, db_dsn)) as client:
-        yield client
 
 
 @pytest.fixture

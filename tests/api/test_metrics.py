@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
 from api.settings import Settings
-
-
-@pytest.fixture
-async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    async with AsyncTestClient(create_app(Settings(), db_dsn)) as client:
-        yield client
 
 
 async def scrape(client: AsyncTestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[type-arg]
@@ -50,11 +40,11 @@ async def test_requests_are_counted_per_route_template(client: AsyncTestClient) 
     assert not any("favicon" in str(labels) for _, labels in samples)
 
 
-async def test_pool_usage_is_reported(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+async def test_pool_usage_is_reported(client: AsyncTestClient, api_settings: Settings) -> None:  # type: ignore[type-arg]
     assert (await client.get("/ready")).status_code == 200
     samples = await scrape(client)
     size = samples[("sitrep_db_pool_size", ())]
     idle = samples[("sitrep_db_pool_idle", ())]
-    assert samples[("sitrep_db_pool_max", ())] == Settings().pool_max
-    assert size >= Settings().pool_min
+    assert samples[("sitrep_db_pool_max", ())] == api_settings.pool_max
+    assert size >= api_settings.pool_min
     assert 0 <= idle <= size

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from api.openapi_dump import COMMITTED, generate
-from api.settings import Settings
-
-
-@pytest.fixture
-async def client(db_dsn: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    async with AsyncTestClient(create_app(Settings(), db_dsn)) as client:
-        yield client
 
 
 def test_committed_document_matches_the_app() -> None:
