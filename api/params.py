@@ -41,6 +41,7 @@ S = TypeVar("S", bound=str)
 # accepted on every route: the response format (api/formats.py) and nothing else
 GLOBAL_PARAMS = frozenset({"format"})
 MAX_VALUES = 50  # repeats of one parameter
+_ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: str.isdigit() also accepts "²"
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,119}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
@@ -102,7 +103,7 @@ class Query:
     def refs(self, name: str) -> tuple[Ref, ...]:
         out: list[Ref] = []
         for value in self.many(name):
-            if value.isdigit() and len(value) < 19:
+            if _ID.match(value):
                 out.append(int(value))
             elif _SLUG.match(value):
                 out.append(value)
@@ -308,7 +309,7 @@ class Query:
 
 def path_ref(value: str) -> Ref:
     """A path's `{id or slug}`: digits are an id, anything else is looked up as a slug."""
-    return int(value) if value.isdigit() and len(value) < 19 else value
+    return int(value) if _ID.match(value) else value
 
 
 # ---------------------------------------------------------------- declarations for the OpenAPI document

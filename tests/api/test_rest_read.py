@@ -180,6 +180,8 @@ async def test_one_entry_and_its_media(client: AsyncTestClient[Any], data: dict[
         ({"kind": "tweet"}, {"kind"}),
         ({"actor_match": "some"}, {"actor_match"}),
         ({"actor": "Not A Slug"}, {"actor"}),
+        ({"blog": "²"}, {"blog"}),
+        ({"location": "99999999999999999999"}, {"location"}),
         ({"cursor": "garbage"}, {"cursor"}),
         ({"colour": "red"}, {"colour"}),
         ({"since": "bad", "kind": "bad", "nope": "1"}, {"since", "kind", "nope"}),
@@ -381,6 +383,8 @@ async def test_a_query_over_its_time_budget_is_a_503_not_a_hang(db_dsn: str, con
 
 async def test_other_litestar_errors_are_problems_too(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
     assert_problem(await client.get("/v1/entries/not-a-number"), 404)
+    assert_problem(await client.get("/v1/actors/²"), 404)
+    assert_problem(await client.get("/v1/blogs/99999999999999999999"), 404)
     assert_problem(
         await client.get("/v1/entries", params={"since": "2023-09-14T00:00:00Z", "until": "2023-09-13T00:00:00Z"}),
         400,
