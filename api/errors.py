@@ -109,6 +109,12 @@ def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[by
     return problem(503, "the database is unavailable; retry shortly")
 
 
+def _bad_data(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # class 22 (data exception): a value PostgreSQL cannot take, which parameter parsing let through
+    log.warning("data exception on %s %s: %r", request.method, request.url.path, exc)
+    return problem(400, "a parameter holds a value the database cannot use")
+
+
 def _anything(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "an unexpected error occurred; it has been logged")
@@ -125,4 +131,5 @@ def exception_handlers() -> ExceptionHandlersMap:
     }
     for cls in UNAVAILABLE:
         handlers[cls] = _unavailable
+    handlers[asyncpg.exceptions.DataError] = _bad_data
     return handlers

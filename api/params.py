@@ -142,6 +142,9 @@ class Query:
         if len(value) > max_length:
             self.fail(name, f"at most {max_length} characters")
             return None
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            self.fail(name, "must not contain NUL characters")
+            return None
         return value
 
     def when(self, name: str) -> datetime | None:

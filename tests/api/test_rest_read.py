@@ -181,6 +181,8 @@ async def test_one_entry_and_its_media(client: AsyncTestClient[Any], data: dict[
         ({"actor_match": "some"}, {"actor_match"}),
         ({"actor": "Not A Slug"}, {"actor"}),
         ({"blog": "²"}, {"blog"}),
+        ({"q": "drone\x00"}, {"q"}),
+        ({"since": "2023-09-13T06:00:00+99:00"}, {"since"}),
         ({"location": "99999999999999999999"}, {"location"}),
         ({"cursor": "garbage"}, {"cursor"}),
         ({"colour": "red"}, {"colour"}),
