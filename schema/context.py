@@ -17,6 +17,7 @@ import asyncpg
 from litestar import Request
 from strawberry.dataloader import DataLoader
 
+from db import graph
 from db.errors import Unavailable
 from db.page import Cursors
 
@@ -76,6 +77,14 @@ class GraphContext:
 
             found = self._loaders[key] = DataLoader(load_fn=load)
         return found
+
+    async def by_id(self, table: str, id: int) -> Any:
+        """One row of `table` by id (None if there is none); the lookups of a level share a statement."""
+
+        async def batch(conn: asyncpg.Connection, ids: list[int]) -> dict[int, Any]:
+            return await graph.by_ids(conn, table, ids)
+
+        return await self.loader(("by_id", table), batch, None).load(id)
 
 
 def cursors_of(state: Any) -> Cursors:

@@ -42,7 +42,6 @@ from schema.types import (
     Node,
     Source,
     TimelineBucket,
-    by_ids_loader,
     connection,
 )
 
@@ -152,7 +151,7 @@ def lookup_ref(type_name: str, id: strawberry.ID | None, slug: str | None) -> in
 async def one(ctx: GraphContext, type_name: str, ref: int | str) -> Any:
     table, _ = NODE_TYPES[type_name]
     if isinstance(ref, int):
-        row = await ctx.loader(("by_id", table), by_ids_loader(table), None).load(ref)
+        row = await ctx.by_id(table, ref)
     else:
         row = (await ctx.db.run(graph.by_slugs, table, [ref])).get(ref)
     if row is None:
@@ -170,7 +169,7 @@ def parse_node_id(id: str) -> tuple[str, int]:
 async def _node(ctx: GraphContext, id: str) -> Node | None:
     parsed = parse_node_id(id)
     table, wrap = NODE_TYPES[parsed[0]]
-    row = await ctx.loader(("by_id", table), by_ids_loader(table), None).load(parsed[1])
+    row = await ctx.by_id(table, parsed[1])
     return None if row is None else wrap(row)
 
 

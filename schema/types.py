@@ -336,8 +336,7 @@ class Location(Node):
     async def parent(self, info: Info) -> Location | None:
         if self._parent_id is None:
             return None
-        loader = _ctx(info).loader(("by_id", "locations"), _by_ids("locations"), None)
-        row = await loader.load(self._parent_id)
+        row = await _ctx(info).by_id("locations", self._parent_id)
         return None if row is None else Location.from_row(row)
 
     @strawberry.field(description="Every location this one is inside, outermost first.")
@@ -447,14 +446,6 @@ class EntryActor:
     actor: Actor
 
 
-def _by_ids(table: str) -> Callable[[Any, Any], Awaitable[dict[int, Any]]]:
-    async def load(conn: Any, ids: Any) -> dict[int, Any]:
-        return await graph.by_ids(conn, table, ids)
-
-    load.__name__ = f"by_ids_{table}"
-    return load
-
-
 @strawberry.type
 class Entry(Node):
     id: strawberry.ID
@@ -483,7 +474,7 @@ class Entry(Node):
 
     @strawberry.field
     async def blog(self, info: Info) -> Blog:
-        row = await _ctx(info).loader(("by_id", "blogs"), _by_ids("blogs"), None).load(self._blog_id)
+        row = await _ctx(info).by_id("blogs", self._blog_id)
         return Blog.from_row(row)
 
     @strawberry.field(description="The actors linked to this entry, speakers first.")
@@ -520,4 +511,3 @@ NODE_TYPES: dict[str, tuple[str, Callable[[Any], Node]]] = {
     "Location": ("locations", Location.from_row),
     "Source": ("sources", Source.from_row),
 }
-by_ids_loader = _by_ids
