@@ -392,3 +392,21 @@ async def test_other_litestar_errors_are_problems_too(client: AsyncTestClient[An
         400,
         "until",
     )
+
+
+async def test_an_unexpected_error_is_a_generic_500_problem_without_a_traceback() -> None:
+    from litestar import Litestar, get
+
+    from api.errors import exception_handlers
+
+    @get("/boom", sync_to_thread=False)
+    def boom() -> None:
+        raise RuntimeError("secret internals: /etc/passwd")
+
+    async with AsyncTestClient(
+        Litestar([boom], exception_handlers=exception_handlers(), logging_config=None)
+    ) as client:
+        r = await client.get("/boom")
+    body = assert_problem(r, 500)
+    assert "secret internals" not in r.text
+    assert body["title"] == "Internal Server Error"
