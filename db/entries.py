@@ -18,6 +18,7 @@ from db.filters import EntryFilter, EntrySort
 from db.page import Key, Page, Paged, paged
 from db.rows import ActorRef, BlogRef, Embed, Entry, EntryActor, EntryRow, LocationRef, Media, SourceRef, from_record
 from db.sql import query
+from db.timeline import count_plan
 
 SORT_KEY_TYPE = datetime  # the type of every entry sort's key (published_at or updated_at)
 
@@ -49,7 +50,7 @@ async def list_entries(
         rows = [from_record(EntryRow, r) for r in await conn.fetch(sql, *values)]
         total = None
         if page.count:
-            count_sql, count_values = where.count_entries_sql(resolved)
+            count_sql, count_values = count_plan(resolved)
             total = int(await conn.fetchval(count_sql, *count_values))
     return paged(rows, [sort_key(r, sort) for r in rows], page, total)
 

@@ -72,6 +72,20 @@ def timeline_plan(f: EntryFilter, interval: Interval) -> tuple[str, list[Any]]:
     return where.timeline_sql(f, interval)
 
 
+def count_plan(f: EntryFilter) -> tuple[str, list[Any]]:
+    """How many entries a resolved filter matches, from a rollup when one answers it exactly."""
+    p = Params()
+    if _only(f) and _aligned(f.since) and _aligned(f.until):
+        conds = " AND ".join(["TRUE", *_time_range("hour", f, p)])
+        return f"SELECT COALESCE(sum(entry_count), 0)::bigint FROM entry_hour_counts WHERE {conds}", p.values
+    if f.blog and _only(f, blog=f.blog) and f.since is None and f.until is None:
+        return (
+            f"SELECT COALESCE(sum(entry_count), 0)::bigint FROM blog_entry_counts WHERE blog_id = ANY({p.add(list(f.blog))}::bigint[])",
+            p.values,
+        )
+    return where.count_entries_sql(f)
+
+
 async def timeline(conn: asyncpg.Connection, filter: EntryFilter, interval: Interval = "day") -> list[TimelineBucket]:
     """Buckets from the first to the last that holds an entry, each with its count (zero when empty).
 

@@ -221,6 +221,7 @@ async def test_timeline_fills_empty_buckets(conn: asyncpg.Connection, world: dic
         lambda w: EntryFilter(source=("reuters",), until=at(500)),
         lambda w: EntryFilter(location=("crimea",)),
         lambda w: EntryFilter(location=("ukraine",), kind=("post",)),
+        lambda w: EntryFilter(blog=("ukraine-live", "old-live")),
     ],
 )
 @pytest.mark.parametrize("interval", ["hour", "day"])
@@ -240,6 +241,8 @@ async def test_every_timeline_path_agrees_with_counting_entries(
     truth = {r["start"]: r["count"] for r in await conn.fetch(sql, *values)}
     got = await timeline.timeline(conn, flt, interval)
     assert {b.start: b.count for b in got if b.count} == truth
+    count_sql, count_values = timeline.count_plan(resolved)
+    assert await conn.fetchval(count_sql, *count_values) == sum(truth.values())
     assert (await blogs.get_blog(conn, "old-live")).entry_count == 1
 
 
