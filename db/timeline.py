@@ -18,6 +18,7 @@ from msgspec.structs import replace
 from db import where
 from db.filters import EntryFilter
 from db.rows import TimelineBucket
+from db.sql import query
 from db.where import Params
 
 Interval = Literal["hour", "day"]
@@ -70,6 +71,12 @@ def timeline_plan(f: EntryFilter, interval: Interval) -> tuple[str, list[Any]]:
             f" FROM {link}{window} GROUP BY 1 ORDER BY 1"
         ), p.values
     return where.timeline_sql(f, interval)
+
+
+async def rebuild_rollups(conn: asyncpg.Connection) -> None:
+    """Recount the per-blog and per-hour rollups from entries: for a bulk load that ran with
+    triggers bypassed (session_replication_role = replica), inside its transaction."""
+    await conn.execute(query("rebuild_entry_rollups"))
 
 
 def count_plan(f: EntryFilter) -> tuple[str, list[Any]]:
