@@ -33,6 +33,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_di
 
 from db import entries as db_entries
 from db import graph
+from db import timeline as db_timeline
 from db.page import Paged
 from schema import query
 from schema.catalog import CatalogPage
@@ -352,6 +353,7 @@ SCALARS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "altText": _hero("alt_text"),
     },
     "EntryActor": {"role": lambda r: _enum(r.role)},
+    "TimelineBucket": {"start": lambda r: r.start.isoformat(), "count": _attr("count")},
 }
 
 
@@ -552,8 +554,15 @@ async def _root_nodes(walk: Walk, node: FieldNode, args: dict[str, Any]) -> Any:
     return await _node_objects(walk, [str(i) for i in args["ids"]], [node])
 
 
+async def _root_timeline(walk: Walk, node: FieldNode, args: dict[str, Any]) -> Any:
+    f = entry_filter(_filter_input(args.get("filter")))
+    buckets = await walk.ctx.db.run(db_timeline.timeline, f, args["interval"].value)
+    return await walk.objects("TimelineBucket", buckets, walk.subsets([node]))
+
+
 ROOTS: dict[str, Callable[[Walk, FieldNode, dict[str, Any]], Awaitable[Any]]] = {
     "entries": _root_entries,
+    "timeline": _root_timeline,
     "blogs": _root_catalog("Blog"),
     "actors": _root_catalog("Actor"),
     "locations": _root_catalog("Location"),

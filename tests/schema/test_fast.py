@@ -74,6 +74,10 @@ CORPUS: list[tuple[str, dict[str, Any] | None]] = [
         None,
     ),
     ("query($id: ID!) { entry(id: $id) { headline media { kind embed { author handle } } } }", {"id": "RW50cnk6MQ=="}),
+    (
+        '{ timeline(interval: HOUR, filter: {location: ["crimea"]}) { __typename start count } days: timeline { count } }',
+        None,
+    ),
     # errors: both paths must agree (the fast one defers to the plain one)
     ('{ actor(slug: "nobody") { name } }', None),
     ('{ node(id: "garbage") { id } }', None),
