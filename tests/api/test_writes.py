@@ -341,3 +341,40 @@ async def test_graphql_mutations_call_the_same_writes(
         await client.post("/graphql", json={"query": delete, "variables": {"id": created["id"]}}, headers=writer)
     ).json()
     assert answer["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+CATALOG_MUTATIONS = """
+mutation {
+  createBlog(input: {slug: "day-2", title: "Day 2", publishedAt: "2023-09-14T06:00:00Z", status: CLOSED}) { slug status }
+  createActor(input: {slug: "kuleba", name: "Dmytro Kuleba", kind: PERSON, country: "UA"}) { slug country }
+  updateActor(id: "kuleba", input: {aliases: ["Kuleba"]}) { slug aliases }
+  createLocation(input: {slug: "kyiv", name: "Kyiv", kind: CITY, latitude: 50.45, longitude: 30.52}) { slug }
+  updateLocation(id: "kyiv", input: {description: "Capital"}) { slug description }
+  createSource(input: {slug: "reuters", name: "Reuters", kind: AGENCY}) { slug }
+  updateSource(id: "reuters", input: {url: "https://reuters.com"}) { url }
+}"""
+
+
+async def test_graphql_catalog_mutations_and_import(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, writer: dict[str, str], seed_text: str
+) -> None:
+    answer = (await client.post("/graphql", json={"query": CATALOG_MUTATIONS}, headers=writer)).json()
+    assert "errors" not in answer, answer
+    assert answer["data"] == {
+        "createBlog": {"slug": "day-2", "status": "CLOSED"},
+        "createActor": {"slug": "kuleba", "country": "UA"},
+        "updateActor": {"slug": "kuleba", "aliases": ["Kuleba"]},
+        "createLocation": {"slug": "kyiv"},
+        "updateLocation": {"slug": "kyiv", "description": "Capital"},
+        "createSource": {"slug": "reuters"},
+        "updateSource": {"url": "https://reuters.com"},
+    }
+    duplicate = 'mutation { createSource(input: {slug: "reuters", name: "R", kind: AGENCY}) { slug } }'
+    answer = (await client.post("/graphql", json={"query": duplicate}, headers=writer)).json()
+    assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"  # a taken slug
+    imported = "mutation($text: String!) { importPage(text: $text) { blog { slug } blogChange created } }"
+    answer = (
+        await client.post("/graphql", json={"query": imported, "variables": {"text": seed_text}}, headers=writer)
+    ).json()
+    assert answer["data"]["importPage"]["blogChange"] == "created"
+    assert answer["data"]["importPage"]["created"] == await conn.fetchval("SELECT count(*) FROM entries")
