@@ -141,6 +141,11 @@ _PARENT_COND: dict[Parent, str] = {
         " WHERE pl.entry_id = e.id AND pc.ancestor_id = d.parent_id)"
     ),
 }
+# parents whose link table carries published_at: (table, parent column)
+_LINKS: dict[Parent, tuple[str, str]] = {
+    "actor": ("entry_actors", "actor_id"),
+    "source": ("entry_sources", "source_id"),
+}
 
 
 async def entries_of(
@@ -162,11 +167,29 @@ async def entries_of(
     col = sort.lstrip("-")
     direction = "DESC" if desc != (page.direction == "backward") else "ASC"
     p = Params(ids)
-    conds = [_PARENT_COND[parent], where(f, p), *keyset_bounds(page, desc, f"e.{col}, e.id", p)]
+    link = _LINKS.get(parent) if col == "published_at" else None
+    if link is not None:
+        # driven by the link table's (x_id, published_at DESC, entry_id DESC) index, as where.py's
+        # lists are: a rarely linked actor's page is an index range, not a scan of every entry
+        table, link_col = link
+        conds = [
+            f"l.{link_col} = d.parent_id",
+            where(f, p),
+            *keyset_bounds(page, desc, "l.published_at, l.entry_id", p),
+        ]
+        inner = (
+            f"SELECT {ENTRY_COLUMNS} FROM {table} l JOIN entries e ON e.id = l.entry_id WHERE {' AND '.join(conds)}"
+            f" ORDER BY l.published_at {direction}, l.entry_id {direction}"
+        )
+    else:
+        conds = [_PARENT_COND[parent], where(f, p), *keyset_bounds(page, desc, f"e.{col}, e.id", p)]
+        inner = (
+            f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE {' AND '.join(conds)}"
+            f" ORDER BY e.{col} {direction}, e.id {direction}"
+        )
     sql = (
-        f"SELECT d.parent_id, x.* FROM unnest($1::bigint[]) AS d(parent_id) CROSS JOIN LATERAL ("
-        f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE {' AND '.join(conds)}"
-        f" ORDER BY e.{col} {direction}, e.id {direction} LIMIT {int(page.limit) + 1}) x"
+        f"SELECT d.parent_id, x.* FROM unnest($1::bigint[]) AS d(parent_id)"
+        f" CROSS JOIN LATERAL ({inner} LIMIT {int(page.limit) + 1}) x"
     )
     grouped: dict[int, list[rows.EntryRow]] = defaultdict(list)
     for r in await conn.fetch(sql, *p.values):

@@ -193,3 +193,37 @@ async def test_a_lost_database_is_service_unavailable_and_bugs_are_masked(gql: R
     assert bug.message == "Unexpected error."
     assert bug.extensions == {"code": "INTERNAL_SERVER_ERROR"}
     assert "secret_column" not in str(bug.formatted)
+
+
+async def test_nested_entries_match_the_entry_filter(gql: Runner, world: World) -> None:
+    """Actor.entries is entries(filter: {actor}); Location.entries includes places inside it; pages chain."""
+    for type_name, field, slug in (
+        ("actor", "actor", "peskov"),
+        ("source", "source", "tass"),
+        ("location", "location", "crimea"),
+        ("blog", "blog", "day-two"),
+    ):
+        for order in ("PUBLISHED_AT_DESC", "UPDATED_AT_ASC"):
+            nested = await gql.data(
+                f'{{ {type_name}(slug: "{slug}") {{ entries(first: 100, orderBy: {order}, filter: {{kind: [POST]}}) {{ totalCount nodes {{ databaseId }} }} }} }}'
+            )
+            flat = await gql.data(
+                f'{{ entries(first: 100, orderBy: {order}, filter: {{{field}: ["{slug}"], kind: [POST]}}) {{ totalCount nodes {{ databaseId }} }} }}'
+            )
+            assert nested[type_name]["entries"] == flat["entries"], (type_name, order)
+            assert flat["entries"]["totalCount"] > 0
+    query = 'query($after: String) { actor(slug: "zelensky") { entries(first: 10, after: $after) { pageInfo { endCursor hasNextPage } nodes { databaseId } } } }'
+    walked: list[int] = []
+    after = None
+    while True:
+        conn = (await gql.data(query, {"after": after}))["actor"]["entries"]
+        walked += [n["databaseId"] for n in conn["nodes"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            break
+        after = conn["pageInfo"]["endCursor"]
+    assert walked == [
+        n["databaseId"]
+        for n in (await gql.data('{ entries(first: 100, filter: {actor: ["zelensky"]}) { nodes { databaseId } } }'))[
+            "entries"
+        ]["nodes"]
+    ]
