@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections import defaultdict
@@ -30,6 +29,7 @@ from typing import Any
 import asyncpg
 from litestar import Litestar
 
+from api.settings import Settings
 from db import changes
 from db.changes import Change
 from db.filters import EntryFilter
@@ -317,10 +317,11 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        hub = Hub(dsn, app.state.pool, queue_size=int(os.environ.get("SITREP_LIVE_QUEUE", "1000")))
+        settings: Settings = app.state.settings
+        hub = Hub(dsn, app.state.pool, queue_size=settings.stream_queue)
         await hub.start()
         app.state.live = hub
-        app.state.live_heartbeat = float(os.environ.get("SITREP_HEARTBEAT_SECONDS", "15"))
+        app.state.live_heartbeat = settings.stream_heartbeat_seconds
         restore = _end_streams_on_exit(hub)
         try:
             yield

@@ -26,6 +26,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 2 * 1024 * 1024
     load_sample: bool = True
+    stream_heartbeat_seconds: float = 15.0  # SSE comment lines on an idle stream
+    stream_queue: int = 1000  # changes buffered per subscriber before a lagging one is cut off
 
 
 def _bool(value: str) -> bool:
@@ -76,4 +78,6 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         cors_origins=origins,
         max_body_bytes=int(env.get("SITREP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
         load_sample=_bool(env.get("SITREP_LOAD_SAMPLE", "true")),
+        stream_heartbeat_seconds=float(env.get("SITREP_HEARTBEAT_SECONDS", "15")),
+        stream_queue=int(env.get("SITREP_LIVE_QUEUE", "1000")),
     )
