@@ -181,6 +181,22 @@ async def entries_of(
             f"SELECT {ENTRY_COLUMNS} FROM {table} l JOIN entries e ON e.id = l.entry_id WHERE {' AND '.join(conds)}"
             f" ORDER BY l.published_at {direction}, l.entry_id {direction}"
         )
+    elif parent == "location" and col == "published_at":
+        # each place inside the location drives its own index range; the merged ids are then
+        # ordered once more (an entry linked to two of those places appears once)
+        conds = [
+            "l.location_id = c.location_id",
+            where(f, p),
+            *keyset_bounds(page, desc, "l.published_at, l.entry_id", p),
+        ]
+        inner = (
+            f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id IN ("
+            "SELECT y.entry_id FROM location_closure c CROSS JOIN LATERAL ("
+            f"SELECT l.entry_id FROM entry_locations l JOIN entries e ON e.id = l.entry_id WHERE {' AND '.join(conds)}"
+            f" ORDER BY l.published_at {direction}, l.entry_id {direction} LIMIT {int(page.limit) + 1}) y"
+            " WHERE c.ancestor_id = d.parent_id)"
+            f" ORDER BY e.published_at {direction}, e.id {direction}"
+        )
     else:
         conds = [_PARENT_COND[parent], where(f, p), *keyset_bounds(page, desc, f"e.{col}, e.id", p)]
         inner = (

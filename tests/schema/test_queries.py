@@ -212,18 +212,18 @@ async def test_nested_entries_match_the_entry_filter(gql: Runner, world: World) 
             )
             assert nested[type_name]["entries"] == flat["entries"], (type_name, order)
             assert flat["entries"]["totalCount"] > 0
-    query = 'query($after: String) { actor(slug: "zelensky") { entries(first: 10, after: $after) { pageInfo { endCursor hasNextPage } nodes { databaseId } } } }'
-    walked: list[int] = []
-    after = None
-    while True:
-        conn = (await gql.data(query, {"after": after}))["actor"]["entries"]
-        walked += [n["databaseId"] for n in conn["nodes"]]
-        if not conn["pageInfo"]["hasNextPage"]:
-            break
-        after = conn["pageInfo"]["endCursor"]
-    assert walked == [
-        n["databaseId"]
-        for n in (await gql.data('{ entries(first: 100, filter: {actor: ["zelensky"]}) { nodes { databaseId } } }'))[
-            "entries"
-        ]["nodes"]
-    ]
+    for type_name, slug in (("actor", "zelensky"), ("location", "ukraine"), ("source", "reuters")):
+        query = f'query($after: String) {{ {type_name}(slug: "{slug}") {{ entries(first: 7, after: $after) {{ pageInfo {{ endCursor hasNextPage }} nodes {{ databaseId }} }} }} }}'
+        walked: list[int] = []
+        after = None
+        while True:
+            conn = (await gql.data(query, {"after": after}))[type_name]["entries"]
+            walked += [n["databaseId"] for n in conn["nodes"]]
+            if not conn["pageInfo"]["hasNextPage"]:
+                break
+            after = conn["pageInfo"]["endCursor"]
+        flat = await gql.data(
+            f'{{ entries(first: 100, filter: {{{type_name}: ["{slug}"]}}) {{ nodes {{ databaseId }} }} }}'
+        )
+        assert walked == [n["databaseId"] for n in flat["entries"]["nodes"]], type_name
+        assert len(walked) > 14
