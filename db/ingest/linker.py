@@ -293,7 +293,8 @@ class Linker:
             self._add("location", slug, [name, *aliases])
         for slug, _, name, aliases in sources:
             self._add("source", slug, [name, *aliases])
-        self._matcher = re.compile(r"(?<!\w)(?:" + _trie_pattern(self._targets) + r")(?!\w)")
+        # no names at all (an empty catalogue): an empty alternation would match the empty string
+        self._matcher = re.compile(r"(?<!\w)(?:" + _trie_pattern(self._targets) + r")(?!\w)") if self._targets else None
 
         # an alias shared by several actors -> which one it means by default
         self._defaults = {fold(normalize(alias)): slug for alias, slug in rules.ambiguous_defaults.items()}
@@ -459,6 +460,8 @@ class Linker:
 
     def _find(self, segments: list[str], sentences: list[list[tuple[int, int]]]) -> list[_Match]:
         found: list[_Match] = []
+        if self._matcher is None:
+            return found
         for i, text in enumerate(segments):
             bounds = sentences[i]
             k = 0

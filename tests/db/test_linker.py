@@ -14,6 +14,7 @@ import pytest
 from db.ingest.gazetteer import load_gazetteer, read
 from db.ingest.linker import Linker, normalize
 from db.ingest.page import parse_page
+from db.ingest.store import import_page
 from db.ingest.types import Links
 
 ANNOTATIONS = Path(__file__).resolve().parent.parent / "data" / "seed_annotations.json"
@@ -372,3 +373,15 @@ def test_entries_written_for_the_project(linker: Linker) -> None:
     )
     assert precision >= 0.9
     assert recall >= 0.9
+
+
+async def test_a_database_with_no_catalogue_links_nothing(conn: asyncpg.Connection, seed_text: str) -> None:
+    """No actors, locations or sources at all: every entry gets empty links, and a page imports."""
+    assert await conn.fetchval("SELECT (SELECT count(*) FROM actors) + (SELECT count(*) FROM locations)") == 0
+    linker = await Linker.load(conn)
+    page = parse_page(seed_text)
+    assert [linker.link(e.headline, e.body) for e in page.entries] == [Links()] * len(page.entries)
+    assert linker.link("", []) == Links()
+    result = await import_page(conn, page, linker.link)
+    assert result.created == len(page.entries) == await conn.fetchval("SELECT count(*) FROM entries")
+    assert await conn.fetchval("SELECT count(*) FROM entry_actors") == 0
