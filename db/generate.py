@@ -40,6 +40,7 @@ from typing import Any
 import asyncpg
 
 from db.sql import query
+from db.timeline import rebuild_rollups
 
 Progress = Callable[[str, int, int], None]
 """Called as (stage, done, total) while the load runs."""
@@ -68,6 +69,9 @@ BYPASSED_TRIGGERS = {
     "entry_locations_count_insert": "the generator adds its links to location_entry_counts itself",
     "entry_locations_count_delete": "DELETE only",
     "entry_locations_count_update": "UPDATE only",
+    "entries_rollup_insert": "the generator recounts the per-blog and per-hour rollups after the load",
+    "entries_rollup_delete": "DELETE only",
+    "entries_rollup_update": "UPDATE only",
 }
 BULK_TABLES = ("blogs", "entries", "entry_actors", "entry_locations", "entry_sources", "media")
 BATCH = 25_000
@@ -712,6 +716,7 @@ async def generate(
             await conn.execute(query("generate_actor_entry_counts"), rows.actor_ids, rows.actor_links)
             await conn.execute(query("generate_source_entry_counts"), rows.source_ids, rows.source_links)
             await conn.execute(query("generate_location_entry_counts"), rows.location_ids, rows.location_links)
+            await rebuild_rollups(conn)
 
     report("analyze", 0, 1)
     await conn.execute(query("generate_analyze"))

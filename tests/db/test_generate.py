@@ -183,6 +183,20 @@ async def test_entry_counts_match_the_links(generated: asyncpg.Connection) -> No
                  WHERE real.n IS DISTINCT FROM kept.entry_count"""
         )
         assert wrong == 0, counts
+    # the per-blog and per-hour rollups the timeline and totals read
+    wrong_blogs = await generated.fetchval(
+        """SELECT count(*) FROM (SELECT blog_id, count(*) AS n FROM entries GROUP BY blog_id) real
+             FULL JOIN (SELECT * FROM blog_entry_counts WHERE entry_count > 0) kept USING (blog_id)
+            WHERE real.n IS DISTINCT FROM kept.entry_count"""
+    )
+    assert wrong_blogs == 0
+    wrong_hours = await generated.fetchval(
+        """SELECT count(*) FROM (SELECT date_trunc('hour', published_at, 'UTC') AS hour, count(*) AS n
+                                   FROM entries GROUP BY 1) real
+             FULL JOIN (SELECT * FROM entry_hour_counts WHERE entry_count > 0) kept USING (hour)
+            WHERE real.n IS DISTINCT FROM kept.entry_count"""
+    )
+    assert wrong_hours == 0
 
 
 async def test_every_trigger_the_bulk_load_skips_is_accounted_for(conn: asyncpg.Connection) -> None:
