@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
-from db import changes, writes
+from db import changes, entries, rows, writes
 from db.pool import connect
 
 T0 = datetime(2023, 9, 13, 8, 0, tzinfo=UTC)
@@ -257,3 +258,78 @@ async def test_applying_the_feed_to_an_empty_copy_reproduces_the_database(conn: 
             for i, d in mirror.get(entity, {}).items()
         }
         assert got == state[entity], entity
+
+
+async def test_one_transaction_touching_many_entries_publishes_one_change_each_with_its_state(
+    conn: asyncpg.Connection,
+) -> None:
+    """As `sitrep relink` writes a batch: every entry edited (some twice, some then deleted) in one transaction."""
+    await _catalog(conn)
+    rng = random.Random(11)
+    actors, places = ["peskov", "zelenskyy"], ["ukraine", "crimea"]
+    start = await changes.last_seq(conn)
+    async with conn.transaction():
+        ids = [
+            await writes.create_entry(
+                conn,
+                writes.EntryCreate(
+                    blog="day-1",
+                    published_at=T0,
+                    headline=f"Entry {n}",
+                    body=[f"paragraph {n}"],
+                    actors=[writes.ActorLinkIn(actor=a) for a in rng.sample(actors, rng.randint(0, 2))],
+                    locations=rng.sample(places, rng.randint(0, 2)),
+                    sources=["tass"] if n % 2 else [],
+                    media=[writes.MediaIn(url=f"https://example.org/{n}-{m}.jpg") for m in range(n % 3)],
+                ),
+            )
+            for n in range(120)
+        ]
+    created = await changes.list_changes(conn, after=start, limit=1000)
+    assert sorted((c.entity, c.id, c.op) for c in created) == [("entry", i, "create") for i in sorted(ids)]
+    for c in created:
+        # exactly the entry REST answers, links in REST's order
+        assert msgspec.convert(c.data, rows.Entry) == await entries.get_entry(conn, c.id)
+
+    gone = set(ids[::10])
+    last_state: dict[int, rows.Entry] = {}
+    async with conn.transaction():
+        for i in ids:
+            await writes.update_entry(
+                conn,
+                i,
+                writes.EntryPatch(
+                    headline=f"Edited {i}",
+                    actors=[writes.ActorLinkIn(actor=rng.choice(actors), role="speaker")],
+                    locations=rng.sample(places, rng.randint(0, 2)),
+                ),
+            )
+        for i in ids[::3]:
+            await writes.update_entry(conn, i, writes.EntryPatch(sources=[], media=[writes.MediaIn(url=f"x:{i}")]))
+        for i in sorted(gone):
+            last_state[i] = await entries.get_entry(conn, i)
+            await writes.delete_entry(conn, i)
+        await writes.update_actor(conn, "peskov", writes.ActorPatch(aliases=["Kremlin spokesman"]))
+    feed = await changes.list_changes(conn, after=created[-1].seq, limit=1000)
+
+    assert [c.seq for c in feed] == sorted({c.seq for c in feed})
+    peskov = await conn.fetchval("SELECT id FROM actors WHERE slug = 'peskov'")
+    assert sorted((c.entity, c.id) for c in feed) == sorted([("entry", i) for i in ids] + [("actor", peskov)])
+    for c in feed:
+        if c.entity == "actor":
+            assert c.op == "update"
+            assert c.data is not None
+            assert c.data["aliases"] == ["Kremlin spokesman"]
+        elif c.id in gone:
+            assert c.op == "delete"
+            assert msgspec.convert(c.data, rows.Entry) == last_state[c.id]  # the tombstone: edits included
+        else:
+            assert c.op == "update"
+            got = msgspec.convert(c.data, rows.Entry)
+            assert got == await entries.get_entry(conn, c.id)
+            assert got.headline == f"Edited {c.id}"
+            assert [a.role for a in got.actors] == ["speaker"]
+    state = await _database_state(conn)
+    assert {c.id: _entry_from_feed(c.data) for c in feed if c.entity == "entry" and c.op != "delete" and c.data} == (
+        state["entry"]
+    )
