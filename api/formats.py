@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from datetime import date, datetime
 from typing import Any, cast
 
+import anyio
 import asyncpg
 import msgspec
 from litestar.exceptions import HTTPException
@@ -253,8 +254,18 @@ async def ndjson_entries(
 
     async def lines() -> AsyncIterator[bytes]:
         async with pool.acquire() as proxy:
-            async for chunk in export.iter_entries(cast(asyncpg.Connection, proxy), filter, sort):
-                yield _ndjson.encode_lines(chunk)
+            chunks = export.iter_entries(cast(asyncpg.Connection, proxy), filter, sort)
+            try:
+                async for chunk in chunks:
+                    yield _ndjson.encode_lines(chunk)
+            finally:
+                # A client that hangs up cancels the stream mid-export: end the export's snapshot
+                # transaction here, shielded from that cancellation (a cancelled ROLLBACK would
+                # leave the pool a connection still in a transaction).
+                with anyio.CancelScope(shield=True):
+                    await chunks.aclose()
+                    if proxy.is_in_transaction():
+                        await proxy.execute("ROLLBACK")
 
     return Stream(lines(), media_type=CONTENT_TYPES[Format.NDJSON])
 

@@ -8,7 +8,7 @@ export takes) and adds each chunk's relations with the same five batch queries a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import asyncpg
@@ -39,7 +39,7 @@ async def iter_entries(
     sort: EntrySort = "-published_at",
     *,
     chunk: int = DEFAULT_CHUNK,
-) -> AsyncIterator[list[Entry]]:
+) -> AsyncGenerator[list[Entry], None]:
     """Chunks of at most `chunk` entries, with their links, until the result is exhausted.
 
     NotFound (field blog/actor/location/source) before the first chunk if the filter names
