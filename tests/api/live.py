@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def live_server(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
-    """Serve the app on `dsn`; yield its base URL once /health answers."""
+def live_server(dsn: str, data_dir: Path, log: Path | None = None, **env: str) -> Iterator[str]:
+    """Serve the app on `dsn`; yield its base URL once /health answers. `log`: where its stderr goes."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -37,7 +37,8 @@ def live_server(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
         **env,
     }
     command = [sys.executable, "-m", "uvicorn", "api.asgi:app", "--fd", str(sock.fileno()), "--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=REPO, env=environment, pass_fds=[sock.fileno()])
+    stderr = log.open("wb") if log is not None else None
+    process = subprocess.Popen(command, cwd=REPO, env=environment, pass_fds=[sock.fileno()], stderr=stderr)
     sock.close()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -61,3 +62,5 @@ def live_server(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if stderr is not None:
+            stderr.close()
