@@ -36,9 +36,7 @@ MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 schema = (
-    schemathesis.openapi.from_path(str(COMMITTED))
-    .include(method="GET")
-    .exclude(path_regex=r"^/v1/stream/|^/graphql")
+    schemathesis.openapi.from_path(str(COMMITTED)).include(method="GET").exclude(path_regex=r"^/v1/stream/|^/graphql")
 )
 
 
@@ -71,6 +69,7 @@ def base_url(server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPat
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
+    derandomize=True,  # the same cases every run: CI does not go red by luck
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
