@@ -19,8 +19,11 @@ Role = Literal["speaker", "mentioned"]
 
 def from_record(cls: type[S], record: asyncpg.Record) -> S:
     """Every field from the record's column of that name; fields with defaults may be absent."""
-    keys = set(record.keys())
-    return cls(**{name: record[name] for name in cls.__struct_fields__ if name in keys})
+    try:  # the common case, every field a column: no key set to build
+        return cls(**{name: record[name] for name in cls.__struct_fields__})
+    except KeyError:
+        keys = set(record.keys())
+        return cls(**{name: record[name] for name in cls.__struct_fields__ if name in keys})
 
 
 class BlogRef(msgspec.Struct, frozen=True, kw_only=True):

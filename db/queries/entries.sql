@@ -43,3 +43,19 @@ SELECT entry_id, position, kind, url, caption, credit, alt_text,
   FROM media
  WHERE entry_id = ANY($1::bigint[])
  ORDER BY entry_id, position
+
+-- name: entry_links
+-- The actors, locations and sources of a batch of entries in one result ('a', 'l', 's' in `link`), each list in entry_actors', entry_locations' and entry_sources' order.
+SELECT 'a' AS link, ea.entry_id, ea.role, a.id, a.slug, a.name, a.kind, a.country,
+       NULL::double precision AS latitude, NULL::double precision AS longitude, NULL::bigint AS parent_id
+  FROM entry_actors ea JOIN actors a ON a.id = ea.actor_id
+ WHERE ea.entry_id = ANY($1::bigint[])
+UNION ALL
+SELECT 'l', el.entry_id, NULL, l.id, l.slug, l.name, l.kind, l.country, l.latitude, l.longitude, l.parent_id
+  FROM entry_locations el JOIN locations l ON l.id = el.location_id
+ WHERE el.entry_id = ANY($1::bigint[])
+UNION ALL
+SELECT 's', es.entry_id, NULL, s.id, s.slug, s.name, s.kind, NULL, NULL, NULL, NULL
+  FROM entry_sources es JOIN sources s ON s.id = es.source_id
+ WHERE es.entry_id = ANY($1::bigint[])
+ ORDER BY link, entry_id, role DESC, name, id
