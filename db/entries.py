@@ -1,7 +1,7 @@
 """Entries: filtered keyset lists, one entry, and their relations fetched in batches.
 
 `list_entries` answers bare rows (`EntryRow`); `with_relations` adds blog, actors, locations,
-sources and media in three queries whatever the number of rows. GraphQL uses the batch
+sources and media in one query whatever the number of rows. GraphQL uses the batch
 functions (`actors_of`, `locations_of`, …) from its loaders; REST uses `with_relations`.
 """
 
@@ -84,11 +84,10 @@ async def get_entry(conn: asyncpg.Connection, entry_id: int) -> Entry:
 
 
 async def with_relations(conn: asyncpg.Connection, rows: list[EntryRow]) -> list[Entry]:
-    """The rows with their blog and links: three queries for any number of rows."""
-    ids = [r.id for r in rows]
-    blogs = await blogs_of(conn, list({r.blog_id for r in rows}))
-    actors, locations, sources = await _links_of(conn, ids)
-    media = await media_of(conn, ids)
+    """The rows with their blog and links: one query for any number of rows."""
+    blogs, actors, locations, sources, media = await _links_of(
+        conn, [r.id for r in rows], list({r.blog_id for r in rows})
+    )
     return [
         Entry(
             id=r.id,
@@ -109,34 +108,72 @@ async def with_relations(conn: asyncpg.Connection, rows: list[EntryRow]) -> list
 
 
 async def _links_of(
-    conn: asyncpg.Connection, entry_ids: list[int]
-) -> tuple[dict[int, list[EntryActor]], dict[int, list[LocationRef]], dict[int, list[SourceRef]]]:
-    """`actors_of`, `locations_of` and `sources_of` in one round trip (the same lists, the same order)."""
+    conn: asyncpg.Connection, entry_ids: list[int], blog_ids: list[int]
+) -> tuple[
+    dict[int, BlogRef],
+    dict[int, list[EntryActor]],
+    dict[int, list[LocationRef]],
+    dict[int, list[SourceRef]],
+    dict[int, list[Media]],
+]:
+    """`blogs_of`, `actors_of`, `locations_of`, `sources_of` and `media_of` in one round trip.
+
+    The same values in the same order (the `entry_links` query sorts each list as those do).
+    """
+    blogs: dict[int, BlogRef] = {}
     actors: dict[int, list[EntryActor]] = defaultdict(list)
     locations: dict[int, list[LocationRef]] = defaultdict(list)
     sources: dict[int, list[SourceRef]] = defaultdict(list)
-    if entry_ids:
-        for r in await conn.fetch(query("entry_links"), entry_ids):
-            link = r["link"]
-            if link == "a":
-                actor = ActorRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"], country=r["country"])
-                actors[r["entry_id"]].append(EntryActor(role=r["role"], actor=actor))
-            elif link == "l":
-                locations[r["entry_id"]].append(
-                    LocationRef(
-                        id=r["id"],
-                        slug=r["slug"],
-                        name=r["name"],
-                        kind=r["kind"],
-                        country=r["country"],
-                        latitude=r["latitude"],
-                        longitude=r["longitude"],
-                        parent_id=r["parent_id"],
-                    )
+    media: dict[int, list[Media]] = defaultdict(list)
+    if not entry_ids and not blog_ids:
+        return blogs, actors, locations, sources, media
+    for r in await conn.fetch(query("entry_links"), entry_ids, blog_ids):
+        link = r["link"]
+        if link == "a":
+            actor = ActorRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"], country=r["country"])
+            actors[r["entry_id"]].append(EntryActor(role=r["role"], actor=actor))
+        elif link == "l":
+            locations[r["entry_id"]].append(
+                LocationRef(
+                    id=r["id"],
+                    slug=r["slug"],
+                    name=r["name"],
+                    kind=r["kind"],
+                    country=r["country"],
+                    latitude=r["latitude"],
+                    longitude=r["longitude"],
+                    parent_id=r["parent_id"],
                 )
-            else:
-                sources[r["entry_id"]].append(SourceRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"]))
-    return actors, locations, sources
+            )
+        elif link == "s":
+            sources[r["entry_id"]].append(SourceRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"]))
+        elif link == "m":
+            media[r["entry_id"]].append(_media(r))
+        else:
+            blogs[r["id"]] = BlogRef(id=r["id"], slug=r["slug"], title=r["name"])
+    return blogs, actors, locations, sources, media
+
+
+def _media(r: asyncpg.Record) -> Media:
+    author, handle, day, text, url = (
+        r["embed_author"],
+        r["embed_handle"],
+        r["embed_date"],
+        r["embed_text"],
+        r["embed_url"],
+    )
+    embed = None
+    if author is not None or handle is not None or day is not None or text is not None or url is not None:
+        embed = Embed(author=author, handle=handle, date=day, text=text, url=url)
+    return Media(
+        position=r["position"],
+        kind=r["kind"],
+        url=r["url"],
+        caption=r["caption"],
+        credit=r["credit"],
+        alt_text=r["alt_text"],
+        embed=embed,
+    )
 
 
 async def blogs_of(conn: asyncpg.Connection, blog_ids: list[int]) -> dict[int, BlogRef]:
@@ -186,25 +223,5 @@ async def media_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, 
     out: dict[int, list[Media]] = defaultdict(list)
     if entry_ids:
         for r in await conn.fetch(query("entry_media"), entry_ids):
-            author, handle, day, text, url = (
-                r["embed_author"],
-                r["embed_handle"],
-                r["embed_date"],
-                r["embed_text"],
-                r["embed_url"],
-            )
-            embed = None
-            if author is not None or handle is not None or day is not None or text is not None or url is not None:
-                embed = Embed(author=author, handle=handle, date=day, text=text, url=url)
-            out[r["entry_id"]].append(
-                Media(
-                    position=r["position"],
-                    kind=r["kind"],
-                    url=r["url"],
-                    caption=r["caption"],
-                    credit=r["credit"],
-                    alt_text=r["alt_text"],
-                    embed=embed,
-                )
-            )
+            out[r["entry_id"]].append(_media(r))
     return out

@@ -45,17 +45,34 @@ SELECT entry_id, position, kind, url, caption, credit, alt_text,
  ORDER BY entry_id, position
 
 -- name: entry_links
--- The actors, locations and sources of a batch of entries in one result ('a', 'l', 's' in `link`), each list in entry_actors', entry_locations' and entry_sources' order.
-SELECT 'a' AS link, ea.entry_id, ea.role, a.id, a.slug, a.name, a.kind, a.country,
-       NULL::double precision AS latitude, NULL::double precision AS longitude, NULL::bigint AS parent_id
+-- The blogs ($2), actors, locations, sources and media of a batch of entries ($1) in one result, `link` saying which ('b', 'a', 'l', 's', 'm'): each entry's lists in entry_blogs', entry_actors', entry_locations', entry_sources' and entry_media's order.
+SELECT 'b' AS link, NULL::bigint AS entry_id, NULL::text AS role, b.id, b.slug, b.title AS name,
+       NULL::text AS kind, NULL::text AS country,
+       NULL::double precision AS latitude, NULL::double precision AS longitude, NULL::bigint AS parent_id,
+       NULL::integer AS position, NULL::text AS url, NULL::text AS caption, NULL::text AS credit,
+       NULL::text AS alt_text, NULL::text AS embed_author, NULL::text AS embed_handle, NULL::date AS embed_date,
+       NULL::text AS embed_text, NULL::text AS embed_url
+  FROM blogs b
+ WHERE b.id = ANY($2::bigint[])
+UNION ALL
+SELECT 'a', ea.entry_id, ea.role, a.id, a.slug, a.name, a.kind, a.country,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM entry_actors ea JOIN actors a ON a.id = ea.actor_id
  WHERE ea.entry_id = ANY($1::bigint[])
 UNION ALL
-SELECT 'l', el.entry_id, NULL, l.id, l.slug, l.name, l.kind, l.country, l.latitude, l.longitude, l.parent_id
+SELECT 'l', el.entry_id, NULL, l.id, l.slug, l.name, l.kind, l.country, l.latitude, l.longitude, l.parent_id,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM entry_locations el JOIN locations l ON l.id = el.location_id
  WHERE el.entry_id = ANY($1::bigint[])
 UNION ALL
-SELECT 's', es.entry_id, NULL, s.id, s.slug, s.name, s.kind, NULL, NULL, NULL, NULL
+SELECT 's', es.entry_id, NULL, s.id, s.slug, s.name, s.kind, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM entry_sources es JOIN sources s ON s.id = es.source_id
  WHERE es.entry_id = ANY($1::bigint[])
- ORDER BY link, entry_id, role DESC, name, id
+UNION ALL
+SELECT 'm', m.entry_id, NULL, NULL, NULL, NULL, m.kind, NULL, NULL, NULL, NULL,
+       m.position, m.url, m.caption, m.credit, m.alt_text, m.embed_author, m.embed_handle, m.embed_date,
+       m.embed_text, m.embed_url
+  FROM media m
+ WHERE m.entry_id = ANY($1::bigint[])
+ ORDER BY link, entry_id, role DESC, name, id, position
