@@ -150,12 +150,17 @@ ENTRY_CSV_COLUMNS = (
 )
 
 
+def _timestamp(value: datetime | date) -> str:
+    """The same RFC 3339 text the JSON answers carry ("2023-09-13T19:33:00Z")."""
+    return msgspec.json.encode(value).decode()[1:-1]
+
+
 def _csv_row(e: Entry) -> list[str | int]:
     return [
         e.id,
         e.blog.slug,
-        e.published_at.isoformat(),
-        e.updated_at.isoformat(),
+        _timestamp(e.published_at),
+        _timestamp(e.updated_at),
         e.kind,
         e.headline,
         "\n\n".join(e.body),
@@ -288,7 +293,7 @@ def _cell(value: Any) -> str | int | float:
     if isinstance(value, int | float | str):
         return value
     if isinstance(value, datetime | date):
-        return value.isoformat()
+        return _timestamp(value)
     if isinstance(value, msgspec.Struct):
         return str(getattr(value, "slug", getattr(value, "id", "")))
     if isinstance(value, list | tuple):

@@ -133,7 +133,9 @@ async def test_csv_quotes_and_joins(conn: asyncpg.Connection, linked: dict[str, 
     assert tricky["speakers"] == "dmitry-peskov"
     assert sorted(tricky["locations"].split(";")) == ["crimea", "sevastopol"]
     assert sorted(tricky["sources"].split(";")) == ["reuters", "tass"]
-    assert tricky["published_at"] == f.at(1).isoformat()
+    # the same RFC 3339 form as the JSON answers
+    assert tricky["published_at"] == f.at(1).isoformat().replace("+00:00", "Z")
+    assert tricky["published_at"].endswith("Z")
     assert (plain["actors"], plain["locations"], plain["sources"]) == ("", "", "")
     assert entries_csv([]).decode() == ",".join(rows[0].keys()) + "\r\n"
 
