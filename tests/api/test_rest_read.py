@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -230,8 +230,13 @@ class Proxy:
     """A TCP relay to PostgreSQL, on its own thread and loop, that the test can cut as a crashed
     or unreachable server would be."""
 
-    def __init__(self, port: int) -> None:
-        self.upstream = port
+    def __init__(self, dsn: str) -> None:
+        # relay to wherever the DSN points: a TCP server, or the embedded server's unix socket
+        parts = urlsplit(dsn)
+        socket_dir = parse_qs(parts.query).get("host", [""])[0]
+        port = parts.port or 5432
+        self.unix_path = f"{socket_dir}/.s.PGSQL.{port}" if socket_dir.startswith("/") else None
+        self.upstream = (parts.hostname or "127.0.0.1", port)
         self.loop = asyncio.new_event_loop()
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
@@ -244,7 +249,10 @@ class Proxy:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        if self.unix_path:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.unix_path)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         self.writers += [writer, up_writer]
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -277,7 +285,7 @@ class Proxy:
 
 async def test_database_down_is_a_fast_503_with_retry_after(db_dsn: str) -> None:
     parts = urlsplit(db_dsn)
-    proxy = Proxy(parts.port or 5432)
+    proxy = Proxy(db_dsn)
     port = proxy.start()
     dsn = urlunsplit((parts.scheme, f"{parts.username}@127.0.0.1:{port}", parts.path, "", ""))
     try:
