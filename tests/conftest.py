@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,8 +32,21 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+@contextmanager
+def embedded_data_dir() -> Iterator[Path]:
+    """A folder for an embedded server's data, outside pytest's tmp tree: as root, the server runs
+    as its own system user, and every pytest session resets pytest-of-<user>/ to mode 0700, which
+    would lock a server started by another session out of its own data."""
+    path = Path(tempfile.mkdtemp(prefix="sitrep-test-pg-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     """A DSN of the server's maintenance database."""
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -38,11 +54,12 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from db import embedded
 
-    dsn, server = embedded.start(tmp_path_factory.mktemp("embedded-pg"))
-    try:
-        yield dsn
-    finally:
-        embedded.stop(server)
+    with embedded_data_dir() as data_dir:
+        dsn, server = embedded.start(data_dir)
+        try:
+            yield dsn
+        finally:
+            embedded.stop(server)
 
 
 async def _admin(dsn: str, *statements: str) -> None:
