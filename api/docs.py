@@ -48,7 +48,10 @@ sort that made them.
 **Formats.** `Accept` or `format=`: `application/json` (default), `application/x-ndjson`
 (`format=ndjson`: the whole result streamed, one object a line, no page limit), `text/csv`
 (`format=csv`: one row an entry, linked slugs joined with `;`), `application/geo+json`
-(`format=geojson`: one feature per entry and location).
+(`format=geojson`: one feature per entry and location). A CSV cell of text that a
+spreadsheet would run as a formula (one starting with `=`, `+`, `-`, `@`, a tab or a carriage
+return) is written with a leading `'`; numbers such as ids and coordinates are written as
+they are.
 
 **Caching.** Every `GET` answer carries a strong `ETag`; send it back in `If-None-Match` to
 get `304 Not Modified`. Anonymous reads are `Cache-Control: public, max-age=15`; reads with

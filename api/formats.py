@@ -7,6 +7,10 @@
   flat however many rows match; a client that goes away stops the query.
 - CSV and GeoJSON render one page, like JSON, and keep its `Link: rel="next"` header, so a
   script follows cursors the same way in every format.
+- CSV cells holding text from the data (headlines, bodies, names, aliases, descriptions…) that
+  a spreadsheet would run as a formula, those starting with `=`, `+`, `-`, `@`, a tab or a
+  carriage return, get a leading `'` (OWASP's advice against CSV injection). Numbers and
+  timestamps we write ourselves (ids, counts, coordinates such as -33.5) are left as they are.
 """
 
 from __future__ import annotations
@@ -155,19 +159,28 @@ def _timestamp(value: datetime | date) -> str:
     return msgspec.json.encode(value).decode()[1:-1]
 
 
+# what a spreadsheet reads as the start of a formula (OWASP, "CSV Injection")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str) -> str:
+    """Text from the data as a CSV cell a spreadsheet shows rather than runs: `'=1+1` for `=1+1`."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
 def _csv_row(e: Entry) -> list[str | int]:
     return [
         e.id,
-        e.blog.slug,
+        text_cell(e.blog.slug),
         _timestamp(e.published_at),
         _timestamp(e.updated_at),
-        e.kind,
-        e.headline,
-        "\n\n".join(e.body),
-        ";".join(a.actor.slug for a in e.actors),
-        ";".join(a.actor.slug for a in e.actors if a.role == "speaker"),
-        ";".join(loc.slug for loc in e.locations),
-        ";".join(s.slug for s in e.sources),
+        text_cell(e.kind),
+        text_cell(e.headline),
+        text_cell("\n\n".join(e.body)),
+        text_cell(";".join(a.actor.slug for a in e.actors)),
+        text_cell(";".join(a.actor.slug for a in e.actors if a.role == "speaker")),
+        text_cell(";".join(loc.slug for loc in e.locations)),
+        text_cell(";".join(s.slug for s in e.sources)),
     ]
 
 
@@ -286,19 +299,22 @@ PageFetch = Callable[[asyncpg.Connection, Page], Awaitable[Paged[Any]]]
 
 
 def _cell(value: Any) -> str | int | float:
+    """A field as a CSV cell: numbers and timestamps as they are, anything textual through text_cell."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float | str):
+    if isinstance(value, int | float):
         return value
+    if isinstance(value, str):
+        return text_cell(value)
     if isinstance(value, datetime | date):
         return _timestamp(value)
     if isinstance(value, msgspec.Struct):
-        return str(getattr(value, "slug", getattr(value, "id", "")))
+        return text_cell(str(getattr(value, "slug", getattr(value, "id", ""))))
     if isinstance(value, list | tuple):
-        return ";".join(str(_cell(v)) for v in value)
-    return msgspec.json.encode(value).decode()
+        return text_cell(";".join(str(_cell(v)) for v in value))
+    return text_cell(msgspec.json.encode(value).decode())
 
 
 def records_csv(cls: type[msgspec.Struct], rows: Iterable[msgspec.Struct]) -> bytes:

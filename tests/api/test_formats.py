@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.formats import Format, NotAcceptable, entries_csv, entries_geojson, negotiate
+from api.formats import Format, NotAcceptable, entries_csv, entries_geojson, negotiate, text_cell
 from db import export
 from db.entries import with_relations
 from db.errors import InvalidInput, NotFound
@@ -393,3 +393,69 @@ async def test_a_client_that_leaves_mid_stream_frees_its_connection(
     # the hang-up is routine: nothing for the server to complain about (asyncpg logs a connection
     # returned to the pool mid-transaction as an error)
     assert "ERROR" not in log.read_text(), log.read_text()
+
+
+# ---------------------------------------------------------------- CSV cells a spreadsheet would run
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ('=HYPERLINK("http://evil.example")', '\'=HYPERLINK("http://evil.example")'),
+        ("+7 killed", "'+7 killed"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=1+1", "'\r=1+1"),
+        ("Kyiv = capital", "Kyiv = capital"),  # only the first character matters
+        ("'quoted'", "'quoted'"),
+        ("", ""),
+    ],
+)
+def test_text_cells_that_start_a_formula_get_a_leading_quote(text: str, cell: str) -> None:
+    assert text_cell(text) == cell
+
+
+async def test_entry_csv_neutralises_formulas_in_text_only(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    conn: asyncpg.Connection,
+) -> None:
+    blog = await f.blog(conn, "formula-live")
+    entry = await f.entry(
+        conn, blog, f.at(1), headline='=HYPERLINK("http://evil.example","click")', body=["+1 for the Kremlin", "=2"]
+    )
+    response = await client.get("/v1/entries", params={"format": "csv"})
+    assert response.status_code == 200
+    (row,) = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    assert row["headline"] == '\'=HYPERLINK("http://evil.example","click")'
+    assert row["body"] == "'+1 for the Kremlin\n\n=2"  # the cell's start is what a spreadsheet reads
+    # what we write ourselves is untouched
+    assert row["id"] == str(entry)
+    assert row["published_at"] == "2023-09-13T06:01:00Z"
+    # the JSON answer keeps the text as it is
+    assert (await client.get(f"/v1/entries/{entry}")).json()["headline"].startswith("=HYPERLINK")
+
+
+async def test_catalogue_csv_neutralises_names_and_aliases_but_not_numbers(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    conn: asyncpg.Connection,
+) -> None:
+    chile = await f.location(conn, "chile", -33.5, -70.6, kind="country", name="=cmd|' /C calc'!A0")
+    await conn.execute("UPDATE locations SET aliases = $2, description = $3 WHERE id = $1", chile, ["@x", "y"], "-z")
+    await f.actor(conn, "someone", "+Someone")
+    await f.source(conn, "plain-source", name="Plain Source")
+
+    (place,) = list(csv.DictReader(io.StringIO((await client.get("/v1/locations?format=csv")).text, newline="")))
+    assert place["name"] == "'=cmd|' /C calc'!A0"
+    assert place["aliases"] == "'@x;y"
+    assert place["description"] == "'-z"
+    # numbers: negative coordinates and the id are written as numbers, never quoted
+    assert (place["id"], place["latitude"], place["longitude"]) == (str(chile), "-33.5", "-70.6")
+    assert place["created_at"].endswith("Z")
+    assert place["created_at"][0].isdigit()
+
+    (person,) = list(csv.DictReader(io.StringIO((await client.get("/v1/actors?format=csv")).text, newline="")))
+    assert person["name"] == "'+Someone"
+    assert person["entry_count"] == "0"
+    (source,) = list(csv.DictReader(io.StringIO((await client.get("/v1/sources?format=csv")).text, newline="")))
+    assert source["name"] == "Plain Source"
