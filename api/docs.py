@@ -243,7 +243,11 @@ def _add_formats(doc: dict[str, Any], op: dict[str, Any], offered: tuple[Format,
             "name": "format",
             "in": "query",
             "required": False,
-            "description": "The response format; overrides the Accept header. ndjson streams the whole result.",
+            "description": (
+                "The response format; overrides the Accept header. ndjson streams the whole result."
+                if len(offered) > 1
+                else "The response format: json only (the default); any other value is a 400."
+            ),
             "schema": {"type": "string", "enum": names},
         }
     )

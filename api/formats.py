@@ -11,6 +11,9 @@
   a spreadsheet would run as a formula, those starting with `=`, `+`, `-`, `@`, a tab or a
   carriage return, get a leading `'` (OWASP's advice against CSV injection). Numbers and
   timestamps we write ourselves (ids, counts, coordinates such as -33.5) are left as they are.
+- Single-object routes (`/v1/blogs/{ref}`, `/v1/entries/{id}` …) answer JSON only, and say so
+  as the lists do: `single_object(request)` refuses any other `format=` (400 naming `format`)
+  and an Accept that allows no JSON (406), instead of ignoring them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, cast
 import anyio
 import asyncpg
 import msgspec
+from litestar import Request
 from litestar.exceptions import HTTPException
 from litestar.response import Response, Stream
 
@@ -51,19 +55,25 @@ MEDIA_TYPES: dict[Format, str] = {
 # the lists that offer formats beyond JSON, by operationId (the OpenAPI document lists them)
 CATALOG_FORMATS = (Format.JSON, Format.NDJSON, Format.CSV)
 POINT_FORMATS = (Format.JSON, Format.NDJSON, Format.CSV, Format.GEOJSON)
+SINGLE_FORMATS = (Format.JSON,)
 FORMATS_BY_OPERATION: dict[str, tuple[Format, ...]] = {
     "listEntries": POINT_FORMATS,
     "listBlogs": CATALOG_FORMATS,
     "listActors": CATALOG_FORMATS,
     "listSources": CATALOG_FORMATS,
     "listLocations": POINT_FORMATS,
+    "getEntry": SINGLE_FORMATS,
+    "getBlog": SINGLE_FORMATS,
+    "getActor": SINGLE_FORMATS,
+    "getSource": SINGLE_FORMATS,
+    "getLocation": SINGLE_FORMATS,
 }
 # what a list answers in each format's Content-Type (Litestar adds "; charset=utf-8" to text/*)
 CONTENT_TYPES: dict[Format, str] = {**MEDIA_TYPES, Format.CSV: "text/csv; header=present"}
 
 
 class NotAcceptable(HTTPException):
-    """406: the Accept header allows none of the formats this list offers."""
+    """406: the Accept header allows none of the formats this route offers."""
 
     status_code = 406
 
@@ -92,8 +102,13 @@ def negotiate(accept: str | None, format: str | None, offered: Sequence[Format] 
             best, chosen = match, fmt
     if chosen is None:
         offers = ", ".join(MEDIA_TYPES[f] for f in offered)
-        raise NotAcceptable(detail=f"this list can answer {offers} (or use format=); the Accept header allows none")
+        raise NotAcceptable(detail=f"this route can answer {offers} (or use format=); the Accept header allows none")
     return chosen
+
+
+def single_object(request: Request[Any, Any, Any]) -> None:
+    """For a route answering one object, JSON only: refuse another `format=` (400) or an Accept without JSON (406)."""
+    negotiate(request.headers.get("accept"), request.query_params.get("format"), SINGLE_FORMATS)
 
 
 def _parse_accept(accept: str) -> list[tuple[str, str, float]]:

@@ -70,6 +70,7 @@ async def list_actors(
 )
 async def get_actor(request: Request[Any, Any, Any], conn: Conn, ref: c.RefPath) -> Actor:
     p.Query(request).done()
+    formats.single_object(request)
     return await actors.get_actor(conn, p.path_ref(ref))
 
 

@@ -70,6 +70,7 @@ async def list_blogs(
 )
 async def get_blog(request: Request[Any, Any, Any], conn: Conn, ref: c.RefPath) -> Blog:
     p.Query(request).done()
+    formats.single_object(request)
     return await blogs.get_blog(conn, p.path_ref(ref))
 
 

@@ -77,6 +77,7 @@ async def list_locations(
 )
 async def get_location(request: Request[Any, Any, Any], conn: Conn, ref: c.RefPath) -> Location:
     p.Query(request).done()
+    formats.single_object(request)
     return await locations.get_location(conn, p.path_ref(ref))
 
 

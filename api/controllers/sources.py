@@ -69,6 +69,7 @@ async def list_sources(
 )
 async def get_source(request: Request[Any, Any, Any], conn: Conn, ref: c.RefPath) -> Source:
     p.Query(request).done()
+    formats.single_object(request)
     return await sources.get_source(conn, p.path_ref(ref))
 
 
