@@ -20,6 +20,7 @@ from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
 from api.errors import exception_handlers
+from api.head import HeadMiddleware
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         finally:
             await app.state.pool.close()
 
+    metrics = MetricsPlugin()
     app = Litestar(
         route_handlers=[
             health,
@@ -79,9 +81,10 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         exception_handlers={**exception_handlers(), AuthError: auth_error_handler},
         state=State({"settings": settings}),
         openapi_config=openapi_config(),
-        plugins=[MetricsPlugin(), DocsPlugin()],
+        plugins=[metrics, DocsPlugin()],
         middleware=[HttpCachingMiddleware()],
     )
-    # outermost, before routing: keys, rate limits and CORS for every request and WebSocket
-    app.asgi_handler = AuthMiddleware(app.asgi_handler)
+    # before routing, outermost first: keys, rate limits and CORS for every request and WebSocket;
+    # metrics for every request that gets past them, matched or not; HEAD answered as GET without the body
+    app.asgi_handler = AuthMiddleware(metrics.wrap(HeadMiddleware(app.asgi_handler)))
     return app

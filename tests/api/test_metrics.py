@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncpg
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.settings import Settings
+from db import keys
 
 
 async def scrape(client: AsyncTestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[type-arg]
@@ -48,3 +50,34 @@ async def test_pool_usage_is_reported(client: AsyncTestClient, api_settings: Set
     assert samples[("sitrep_db_pool_max", ())] == api_settings.pool_max
     assert size >= api_settings.pool_min
     assert 0 <= idle <= size
+
+
+async def test_requests_that_match_no_route_are_counted_under_one_label(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    conn: asyncpg.Connection,
+    api_settings: Settings,
+) -> None:
+    for i in range(5):
+        assert (await client.get(f"/no/such/path/{i}")).status_code == 404
+    assert (await client.get("/v1/entries/not-a-number")).status_code == 404
+    assert (await client.delete("/health")).status_code == 405
+    # a made-up method gets past the key check only with a key that may write
+    _, token = await keys.create_key(conn, api_settings.secret, name="writer", scopes=["read", "write"], rate=1000)
+    assert (await client.request("BREW", "/coffee-pot", headers={"X-API-Key": token})).status_code in (404, 405)
+    assert (await client.head("/health")).status_code == 200
+    samples = await scrape(client)
+
+    def count(method: str, route: str, status: str) -> float:
+        key = ("sitrep_http_requests_total", (("method", method), ("route", route), ("status", status)))
+        return samples.get(key, 0.0)
+
+    assert count("GET", "<unmatched>", "404") == 6
+    assert count("DELETE", "<unmatched>", "405") == 1
+    assert count("other", "<unmatched>", "405") + count("other", "<unmatched>", "404") == 1
+    assert count("HEAD", "/health", "200") == 1
+    latency = ("sitrep_http_request_duration_seconds_count", (("method", "GET"), ("route", "<unmatched>")))
+    assert samples[latency] == 6
+    # never the raw path, never the made-up method
+    assert not any(
+        "no/such" in str(labels) or "coffee" in str(labels) or "BREW" in str(labels) for _, labels in samples
+    )
