@@ -243,14 +243,16 @@ class Query:
                 self.fail(name, f"{value!r} is not an ISO 3166-1 alpha-2 code, e.g. UA")
         return tuple(out)
 
-    def page(self, cursors: Cursors, *, sort: str, filter: msgspec.Struct, value_type: type) -> Page:
+    def page(
+        self, cursors: Cursors, *, sort: str, filter: msgspec.Struct | None, value_type: type, id_type: type = int
+    ) -> Page:
         limit = self.integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         count = self.flag("count")
         token = self.one("cursor")
         after = None
         if token is not None:
             try:
-                after = cursors.decode(token, sort=sort, filter=filter, value_type=value_type)
+                after = cursors.decode(token, sort=sort, filter=filter, value_type=value_type, id_type=id_type)
             except InvalidInput as exc:
                 self.fail("cursor", exc.detail)
         return Page(limit=limit, after=after, count=count)

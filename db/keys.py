@@ -22,10 +22,12 @@ import asyncpg
 import msgspec
 
 from db.errors import Conflict, InvalidInput, NotFound
+from db.page import Key, Page, Paged, paged
 from db.sql import query
 
 SCOPES = ("read", "write", "admin")
 CHANNEL = "sitrep_keys"
+SORT = "created_at"  # the one order of the key list (oldest first), named in its cursors
 MAX_RATE = 1_000_000
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits
@@ -201,6 +203,20 @@ async def create_key(
 
 async def list_keys(conn: Conn) -> list[KeyRow]:
     return [_row(r) for r in await conn.fetch(query("list_keys"))]
+
+
+async def list_keys_page(conn: Conn, page: Page) -> Paged[KeyRow]:
+    """A keyset page of keys, oldest first: (created_at, id), the id being the key's text id."""
+    after: Key | None = page.after
+    records = await conn.fetch(
+        query("list_keys_page"),
+        after[0] if after else None,
+        after[1] if after else None,
+        page.limit + 1,
+    )
+    keys: list[Key] = [(r["created_at"], r["id"]) for r in records]
+    total = int(await conn.fetchval(query("count_keys"))) if page.count else None
+    return paged([_row(r) for r in records], keys, page, total)
 
 
 async def find_key(conn: Conn, key_id: str) -> StoredKey | None:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -22,7 +23,7 @@ from db.errors import InvalidInput
 from db.filters import DEFAULT_LIMIT
 
 T = TypeVar("T")
-Key = tuple[Any, int]  # (sort value, id)
+Key = tuple[Any, int | str]  # (sort value, id): a row's integer id, or an API key's text id
 Direction = Literal["forward", "backward"]
 
 _VERSION = 1
@@ -59,15 +60,15 @@ class Paged(msgspec.Struct, Generic[T], kw_only=True):
         return self.keys[0] if self.has_previous and self.keys else None
 
 
-def paged(rows: list[T], keys: list[Key], page: Page, total: int | None = None) -> Paged[T]:
+def paged(rows: list[T], keys: Sequence[Key], page: Page, total: int | None = None) -> Paged[T]:
     """Trim the one extra row a query fetched and orient a backward page."""
     more = len(rows) > page.limit
-    rows, keys = rows[: page.limit], keys[: page.limit]
+    rows, kept = rows[: page.limit], list(keys[: page.limit])
     if page.direction == "backward":
         rows.reverse()
-        keys.reverse()
-        return Paged(rows=rows, keys=keys, has_next=page.before is not None, has_previous=more, total=total)
-    return Paged(rows=rows, keys=keys, has_next=more, has_previous=page.after is not None, total=total)
+        kept.reverse()
+        return Paged(rows=rows, keys=kept, has_next=page.before is not None, has_previous=more, total=total)
+    return Paged(rows=rows, keys=kept, has_next=more, has_previous=page.after is not None, total=total)
 
 
 def filter_hash(filter: msgspec.Struct | None) -> str:
@@ -81,7 +82,7 @@ class _Payload(msgspec.Struct, array_like=True):
     sort: str
     filter: str
     value: Any
-    id: int
+    id: int | str
 
 
 class Cursors:
@@ -103,7 +104,9 @@ class Cursors:
         token = body + self._mac(body)
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
-    def decode(self, token: str, *, sort: str, filter: msgspec.Struct | None, value_type: type) -> Key:
+    def decode(
+        self, token: str, *, sort: str, filter: msgspec.Struct | None, value_type: type, id_type: type = int
+    ) -> Key:
         """The key a cursor stands for; InvalidInput if forged, damaged, or made for another list."""
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -120,6 +123,8 @@ class Cursors:
             raise _bad("the cursor is from an older version of the API; start again without it")
         if payload.sort != sort or payload.filter != filter_hash(filter):
             raise _bad("the cursor was made for another sort or other filters; repeat those, or start again")
+        if not isinstance(payload.id, id_type):
+            raise _bad("not a cursor this API issued")
         try:
             value: Any = msgspec.convert(payload.value, value_type, strict=False)
         except msgspec.ValidationError:

@@ -1,4 +1,8 @@
-"""API key administration at /v1/keys, `admin` scope: list, create, read, revoke, rotate."""
+"""API key administration at /v1/keys, `admin` scope: list, create, read, revoke, rotate.
+
+The list is paged like every other (`limit`, `cursor`, `count`; `{"data", "page"}` and a
+`Link: rel="next"` header), oldest key first; its cursors carry the key's text id.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,11 @@ import asyncpg
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
+from litestar.response import Response
 
+from api import params as p
 from api.auth import Keyring, require_scope, services_of
+from api.controllers.listing import PageInfo, cursors, list_response, page_info
 from db import keys as keydb
 
 
@@ -35,6 +42,7 @@ class NewKeyOut(KeyOut, kw_only=True):
 
 class KeyList(msgspec.Struct):
     data: list[KeyOut]
+    page: PageInfo
 
 
 class KeyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,10 +93,21 @@ class KeysController(Controller):
     tags = ["keys"]
     guards = [require_scope("admin")]
 
-    @get("/", operation_id="listKeys", summary="Every API key (never a secret)")
-    async def list_keys(self, request: Request[Any, Any, Any]) -> KeyList:
+    @get("/", operation_id="listKeys", summary="Every API key, oldest first, a page at a time (never a secret)")
+    async def list_keys(
+        self,
+        request: Request[Any, Any, Any],
+        limit: p.LimitParam = None,
+        cursor: p.CursorParam = None,
+        count: p.CountParam = None,
+    ) -> Response[KeyList]:
+        query = p.Query(request)
+        page = query.page(cursors(request), sort=keydb.SORT, filter=None, value_type=datetime, id_type=str)
+        query.done()
         async with _pool(request).acquire() as conn:
-            return KeyList(data=[key_out(row) for row in await keydb.list_keys(conn)])
+            found = await keydb.list_keys_page(conn, page)
+        info = page_info(request, found, page.limit, sort=keydb.SORT, filter=None)
+        return list_response(request, KeyList(data=[key_out(row) for row in found.rows], page=info), info)
 
     @post("/", operation_id="createKey", summary="Create a key; the answer's `key` is shown this once")
     async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[KeyIn]) -> NewKeyOut:

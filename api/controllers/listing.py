@@ -27,7 +27,7 @@ def cursors(request: Request[Any, Any, Any]) -> Cursors:
 
 
 def page_info(
-    request: Request[Any, Any, Any], found: Paged[Any], limit: int, *, sort: str, filter: msgspec.Struct
+    request: Request[Any, Any, Any], found: Paged[Any], limit: int, *, sort: str, filter: msgspec.Struct | None
 ) -> PageInfo:
     key = found.next_key
     token = cursors(request).encode(key, sort=sort, filter=filter) if key is not None else None

@@ -10,6 +10,18 @@ SELECT id, name, owner, scopes, rate, origins, created_at, expires_at, revoked_a
 FROM api_keys
 ORDER BY created_at, id;
 
+-- name: list_keys_page
+-- A page of keys, oldest first: those after ($1 created_at, $2 id) when $1 is given, at most $3 rows.
+SELECT id, name, owner, scopes, rate, origins, created_at, expires_at, revoked_at, rotated_at, last_used_at
+FROM api_keys
+WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1::timestamptz, $2::text)
+ORDER BY created_at, id
+LIMIT $3;
+
+-- name: count_keys
+-- How many keys there are, revoked and expired ones included.
+SELECT count(*) FROM api_keys;
+
 -- name: get_key
 -- One key by its public id, with the hash for verification.
 SELECT id, secret_hash, name, owner, scopes, rate, origins, created_at, expires_at, revoked_at, rotated_at,

@@ -200,6 +200,67 @@ async def test_admin_creates_lists_rotates_and_revokes_keys(
     assert state == "revoked"
 
 
+async def test_the_key_list_is_paged_like_every_list(client: AsyncTestClient[Any], conn: asyncpg.Connection) -> None:
+    admin = {"X-API-Key": await make_key(conn, "read", "admin")}
+    for _ in range(6):
+        await make_key(conn, "read")
+    expected = [r["id"] for r in await conn.fetch("SELECT id FROM api_keys ORDER BY created_at, id")]
+    assert len(expected) == 7
+
+    first = await client.get("/v1/keys", params={"limit": 3, "count": "true"}, headers=admin)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["page"]["limit"] == 3
+    assert body["page"]["total"] == 7
+    assert body["page"]["next_cursor"]
+    assert 'rel="next"' in first.headers["link"]
+    seen = [k["id"] for k in body["data"]]
+    response = first
+    while "next" in response.links:
+        response = await client.get(response.links["next"]["url"], headers=admin)
+        assert response.status_code == 200, response.text
+        seen += [k["id"] for k in response.json()["data"]]
+    assert seen == expected  # every key once, oldest first
+    assert response.json()["page"]["next_cursor"] is None
+
+    # the default page holds them all; no total unless count=true
+    everything = (await client.get("/v1/keys", headers=admin)).json()
+    assert [k["id"] for k in everything["data"]] == expected
+    assert everything["page"] == {"limit": 50, "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"count": "maybe"}, "count"),
+        ({"sort": "name"}, "sort"),
+    ],
+)
+async def test_bad_key_list_parameters_are_400_problems_naming_them(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, params: dict[str, str], name: str
+) -> None:
+    admin = {"X-API-Key": await make_key(conn, "read", "admin")}
+    problem = assert_problem(await client.get("/v1/keys", params=params, headers=admin), 400)
+    assert [e["name"] for e in problem["errors"]] == [name]
+
+
+async def test_a_cursor_from_another_list_is_refused_by_the_key_list(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection
+) -> None:
+    admin = {"X-API-Key": await make_key(conn, "read", "admin")}
+    await conn.executemany("INSERT INTO actors (slug, name, kind) VALUES ($1, $1, 'person')", [("a-one",), ("a-two",)])
+    await make_key(conn, "read")
+    actors_cursor = (await client.get("/v1/actors", params={"limit": 1})).json()["page"]["next_cursor"]
+    keys_cursor = (await client.get("/v1/keys", params={"limit": 1}, headers=admin)).json()["page"]["next_cursor"]
+    problem = assert_problem(await client.get("/v1/keys", params={"cursor": actors_cursor}, headers=admin), 400)
+    assert [e["name"] for e in problem["errors"]] == ["cursor"]
+    problem = assert_problem(await client.get("/v1/actors", params={"cursor": keys_cursor}), 400)
+    assert [e["name"] for e in problem["errors"]] == ["cursor"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
