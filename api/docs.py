@@ -55,7 +55,8 @@ they are.
 
 **Caching.** Every `GET` answer carries a strong `ETag`; send it back in `If-None-Match` to
 get `304 Not Modified`. Anonymous reads are `Cache-Control: public, max-age=15`; reads with
-a key are `private, no-cache`.
+a key are `private, no-cache`. `HEAD` on any `GET` route answers the `GET`'s status and
+headers (`ETag`, `Content-Length`, rate headers) without the body.
 
 **Errors.** Every error is `application/problem+json` (RFC 9457) with `type`, `title`,
 `status`, `detail`, and for bad parameters `errors: [{"name", "reason"}]`.
