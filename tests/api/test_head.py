@@ -116,6 +116,10 @@ async def test_head_over_a_real_socket(db_dsn: str, data: dict[str, int], tmp_pa
             assert head.content == b""
             # the same keep-alive connection answers the next request cleanly
             assert (await http.get("/v1/entries")).content == got.content
+            # a streamed export ends at its headers, its snapshot transaction closed cleanly (see the log check)
+            export = await http.head("/v1/entries", params={"format": "ndjson"})
+            assert export.status_code == 200
+            assert export.headers["content-type"].startswith("application/x-ndjson")
             # Server-Sent Events never end by themselves; their HEAD does, at once
             stream = await http.head("/v1/stream/entries", timeout=5)
             assert stream.status_code == 200
