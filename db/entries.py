@@ -8,23 +8,27 @@ functions (`actors_of`, `locations_of`, …) from its loaders; REST uses `with_r
 from __future__ import annotations
 
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+import msgspec
 
 from db import where
 from db.errors import NotFound
 from db.filters import EntryFilter, EntrySort
 from db.page import Key, Page, Paged, paged
+from db.refs import Refs
 from db.rows import ActorRef, BlogRef, Embed, Entry, EntryActor, EntryRow, LocationRef, Media, SourceRef
 from db.sql import query
 from db.timeline import count_plan
+from db.where import ENTRY_COLUMNS
 
 SORT_KEY_TYPE = datetime  # the type of every entry sort's key (published_at or updated_at)
 
 
-def sort_key(row: EntryRow, sort: EntrySort) -> Key:
+def sort_key(row: EntryRow | Entry | EntryKey, sort: EntrySort) -> Key:
     return (row.updated_at if sort.lstrip("-") == "updated_at" else row.published_at, row.id)
 
 
@@ -53,25 +57,165 @@ async def list_entries(
     NotFound (field blog/actor/location/source) if the filter names something that does not exist.
     """
     page = page or Page()
-    one_statement = not page.count and where.lists_in_one_statement(filter)  # then no BEGIN/COMMIT round trips
-    snapshot = (
-        nullcontext() if one_statement else where.read_snapshot(conn, custom_plan=where.needs_custom_plan(filter))
-    )
-    async with snapshot:
-        resolved = await where.rarest_actor_first(conn, await where.resolve_entry_filter(conn, filter))
-        in_box = await where.bbox_locations(conn, resolved)
-        if in_box == 0:  # nothing lies in the box: no entry can match, and no scan should find that out
+    async with _snapshot(conn, filter, page):
+        planned = await _plan(conn, filter, sort, page)
+        if planned is None:
             return paged([], [], page, 0 if page.count else None)
-        drive_locations = await where.location_driving_is_small(conn, resolved)
-        sql, values = where.list_entries_sql(
-            resolved, sort, page, drive_locations=drive_locations, drive_bbox=where.driving_is_small(in_box)
-        )
+        sql, values, resolved = planned
         rows = [_entry_row(r) for r in await conn.fetch(sql, *values)]
-        total = None
-        if page.count:
-            count_sql, count_values = count_plan(resolved)
-            total = int(await conn.fetchval(count_sql, *count_values))
+        total = await _total(conn, resolved, page)
     return paged(rows, [sort_key(r, sort) for r in rows], page, total)
+
+
+async def list_linked(
+    conn: asyncpg.Connection,
+    refs: Refs,
+    filter: EntryFilter,
+    sort: EntrySort = "-published_at",
+    page: Page | None = None,
+) -> Paged[Entry]:
+    """`list_entries` with each entry's blog, actors, locations, sources and media: what REST lists.
+
+    One statement: the page, and for each of its entries the ids of its links and its media
+    (one index range per link table per entry); the references come from `refs`.
+    """
+    page = page or Page()
+    async with _snapshot(conn, filter, page):
+        planned = await _plan(conn, filter, sort, page)
+        if planned is None:
+            return paged([], [], page, 0 if page.count else None)
+        sql, values, resolved = planned
+        records = await conn.fetch(_linked_sql(sql, sort, page), *values)
+        data = await _linked_entries(conn, refs, records)
+        total = await _total(conn, resolved, page)
+    return paged(data, [sort_key(r, sort) for r in data], page, total)
+
+
+class EntryKey(msgspec.Struct, frozen=True, kw_only=True):
+    """What tells one version of an entry from another, and places it in a list."""
+
+    id: int
+    published_at: datetime
+    updated_at: datetime
+
+
+async def list_keys(
+    conn: asyncpg.Connection,
+    filter: EntryFilter,
+    sort: EntrySort = "-published_at",
+    page: Page | None = None,
+) -> tuple[Paged[EntryKey], int]:
+    """`list_entries` as keys only, and the last change seq the page's snapshot saw (0: none).
+
+    For a caller that keeps entries it has already read (api/entry_cache.py): with the seq it
+    can tell whether what it keeps is as new as this page (`Heard.trusts`).
+    """
+    page = page or Page()
+    async with _snapshot(conn, filter, page):
+        planned = await _plan(conn, filter, sort, page, columns=_KEY_COLUMNS)
+        if planned is None:
+            return paged([], [], page, 0 if page.count else None), 0
+        sql, values, resolved = planned
+        records = await conn.fetch(sql, *values)
+        total = await _total(conn, resolved, page)
+    keys = [EntryKey(id=r["id"], published_at=r["published_at"], updated_at=r["updated_at"]) for r in records]
+    seq = records[0]["seen_seq"] if records else 0
+    return paged(keys, [sort_key(k, sort) for k in keys], page, total), seq
+
+
+async def linked_by_ids(conn: asyncpg.Connection, refs: Refs, ids: list[int]) -> dict[int, Entry]:
+    """These entries with their links, by id (an id that is not an entry is left out)."""
+    if not ids:
+        return {}
+    records = await conn.fetch(_LINKED.format(page=_BY_IDS, col="id", direction="ASC"), ids)
+    return {e.id: e for e in await _linked_entries(conn, refs, records)}
+
+
+def _snapshot(conn: asyncpg.Connection, filter: EntryFilter, page: Page) -> AbstractAsyncContextManager[None]:
+    if not page.count and where.lists_in_one_statement(filter):
+        return nullcontext()  # one statement is its own snapshot: no BEGIN/COMMIT round trips
+    return where.read_snapshot(conn, custom_plan=where.needs_custom_plan(filter))
+
+
+async def _plan(
+    conn: asyncpg.Connection, filter: EntryFilter, sort: EntrySort, page: Page, *, columns: str = ENTRY_COLUMNS
+) -> tuple[str, list[Any], EntryFilter] | None:
+    """The page's statement and values, and the filter with ids; None when nothing can match."""
+    resolved = await where.rarest_actor_first(conn, await where.resolve_entry_filter(conn, filter))
+    in_box = await where.bbox_locations(conn, resolved)
+    if in_box == 0:  # nothing lies in the box: no entry can match, and no scan should find that out
+        return None
+    drive_locations = await where.location_driving_is_small(conn, resolved)
+    sql, values = where.list_entries_sql(
+        resolved,
+        sort,
+        page,
+        drive_locations=drive_locations,
+        drive_bbox=where.driving_is_small(in_box),
+        columns=columns,
+    )
+    return sql, values, resolved
+
+
+async def _total(conn: asyncpg.Connection, resolved: EntryFilter, page: Page) -> int | None:
+    if not page.count:
+        return None
+    count_sql, count_values = count_plan(resolved)
+    return int(await conn.fetchval(count_sql, *count_values))
+
+
+# The last change seq a statement's snapshot sees (changes are numbered in commit order).
+_SEEN_SEQ = "(SELECT COALESCE(max(c.seq), 0) FROM changes c) AS seen_seq"
+_KEY_COLUMNS = f"e.id, e.published_at, e.updated_at, {_SEEN_SEQ}"
+_BY_IDS = f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = ANY($1::bigint[])"
+# A page's entries (`{page}`: a statement of ENTRY_COLUMNS) with their links' ids and their
+# media rows; each link list is read from its table's primary key (entry_id, …).
+_LINKED = (
+    f"SELECT p.*, a.ids AS actor_ids, a.speaker, {_SEEN_SEQ},"
+    " ARRAY(SELECT el.location_id FROM entry_locations el WHERE el.entry_id = p.id) AS location_ids,"
+    " ARRAY(SELECT es.source_id FROM entry_sources es WHERE es.entry_id = p.id) AS source_ids,"
+    " ARRAY(SELECT m FROM media m WHERE m.entry_id = p.id ORDER BY m.position) AS media"
+    " FROM ({page}) p LEFT JOIN LATERAL ("
+    "SELECT array_agg(ea.actor_id) AS ids, array_agg(ea.role = 'speaker') AS speaker"
+    " FROM entry_actors ea WHERE ea.entry_id = p.id) a ON true"
+    " ORDER BY p.{col} {direction}, p.id {direction}"
+)
+
+
+def _linked_sql(page_sql: str, sort: EntrySort, page: Page) -> str:
+    direction = "DESC" if sort.startswith("-") != (page.direction == "backward") else "ASC"
+    return _LINKED.format(page=page_sql, col=sort.lstrip("-"), direction=direction)
+
+
+async def _linked_entries(conn: asyncpg.Connection, refs: Refs, records: list[asyncpg.Record]) -> list[Entry]:
+    if not records:
+        return []
+    view = await refs.view(
+        conn,
+        records[0]["seen_seq"],
+        (r["blog_id"] for r in records),
+        (i for r in records if r["actor_ids"] for i in r["actor_ids"]),
+        (i for r in records for i in r["location_ids"]),
+        (i for r in records for i in r["source_ids"]),
+    )
+    blogs = view.blogs
+    return [
+        Entry(
+            id=r["id"],
+            blog=blogs[r["blog_id"]],
+            published_at=r["published_at"],
+            updated_at=r["updated_at"],
+            created_at=r["created_at"],
+            kind=r["kind"],
+            headline=r["headline"],
+            body=r["body"],
+            actors=view.actor_links(r["actor_ids"], r["speaker"]),
+            locations=view.location_links(r["location_ids"]),
+            sources=view.source_links(r["source_ids"]),
+            media=[_media(m) for m in r["media"]] if r["media"] else [],
+        )
+        for r in records
+    ]
 
 
 async def get_entry(conn: asyncpg.Connection, entry_id: int) -> Entry:

@@ -39,15 +39,15 @@ _BY_IDS = {t: f"SELECT {c} FROM {src} WHERE {a}.id = ANY($1::bigint[])" for t, (
 _BY_SLUGS = {t: f"SELECT {c} FROM {src} WHERE {a}.slug = ANY($1::text[])" for t, (_, a, src, c) in _ENTITIES.items()}
 _ENTRY_ACTORS = (
     f"SELECT ea.entry_id, ea.role, {actors.COLUMNS} FROM {actors.SOURCE} JOIN entry_actors ea ON ea.actor_id = a.id"
-    " WHERE ea.entry_id = ANY($1::bigint[]) ORDER BY ea.entry_id, ea.role DESC, a.name, a.id"
+    ' WHERE ea.entry_id = ANY($1::bigint[]) ORDER BY ea.entry_id, ea.role DESC, a.name COLLATE "C", a.id'
 )
 _ENTRY_LOCATIONS = (
     f"SELECT el.entry_id, {locations.COLUMNS} FROM {locations.SOURCE} JOIN entry_locations el ON el.location_id = l.id"
-    " WHERE el.entry_id = ANY($1::bigint[]) ORDER BY el.entry_id, l.name, l.id"
+    ' WHERE el.entry_id = ANY($1::bigint[]) ORDER BY el.entry_id, l.name COLLATE "C", l.id'
 )
 _ENTRY_SOURCES = (
     f"SELECT es.entry_id, {sources.COLUMNS} FROM {sources.SOURCE} JOIN entry_sources es ON es.source_id = s.id"
-    " WHERE es.entry_id = ANY($1::bigint[]) ORDER BY es.entry_id, s.name, s.id"
+    ' WHERE es.entry_id = ANY($1::bigint[]) ORDER BY es.entry_id, s.name COLLATE "C", s.id'
 )
 _LOCATION_CHILDREN = (
     f"SELECT {locations.COLUMNS} FROM {locations.SOURCE}"

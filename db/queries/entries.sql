@@ -20,21 +20,21 @@ SELECT id, slug, title FROM blogs WHERE id = ANY($1::bigint[])
 SELECT ea.entry_id, ea.role, a.id, a.slug, a.name, a.kind, a.country
   FROM entry_actors ea JOIN actors a ON a.id = ea.actor_id
  WHERE ea.entry_id = ANY($1::bigint[])
- ORDER BY ea.entry_id, ea.role DESC, a.name, a.id
+ ORDER BY ea.entry_id, ea.role DESC, a.name COLLATE "C", a.id
 
 -- name: entry_locations
 -- The locations of a batch of entries, by name.
 SELECT el.entry_id, l.id, l.slug, l.name, l.kind, l.country, l.latitude, l.longitude, l.parent_id
   FROM entry_locations el JOIN locations l ON l.id = el.location_id
  WHERE el.entry_id = ANY($1::bigint[])
- ORDER BY el.entry_id, l.name, l.id
+ ORDER BY el.entry_id, l.name COLLATE "C", l.id
 
 -- name: entry_sources
 -- The sources of a batch of entries, by name.
 SELECT es.entry_id, s.id, s.slug, s.name, s.kind
   FROM entry_sources es JOIN sources s ON s.id = es.source_id
  WHERE es.entry_id = ANY($1::bigint[])
- ORDER BY es.entry_id, s.name, s.id
+ ORDER BY es.entry_id, s.name COLLATE "C", s.id
 
 -- name: entry_media
 -- The media of a batch of entries, in page order.
@@ -46,6 +46,7 @@ SELECT entry_id, position, kind, url, caption, credit, alt_text,
 
 -- name: entry_links
 -- The blogs ($2), actors, locations, sources and media of a batch of entries ($1) in one result, `link` saying which ('b', 'a', 'l', 's', 'm'): each entry's lists in entry_blogs', entry_actors', entry_locations', entry_sources' and entry_media's order.
+SELECT * FROM (
 SELECT 'b' AS link, NULL::bigint AS entry_id, NULL::text AS role, b.id, b.slug, b.title AS name,
        NULL::text AS kind, NULL::text AS country,
        NULL::double precision AS latitude, NULL::double precision AS longitude, NULL::bigint AS parent_id,
@@ -75,4 +76,5 @@ SELECT 'm', m.entry_id, NULL, NULL, NULL, NULL, m.kind, NULL, NULL, NULL, NULL,
        m.embed_text, m.embed_url
   FROM media m
  WHERE m.entry_id = ANY($1::bigint[])
- ORDER BY link, entry_id, role DESC, name, id, position
+) links
+ ORDER BY link, entry_id, role DESC, name COLLATE "C", id, position
