@@ -28,6 +28,18 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: nothing more than asyncpg's own step.
+
+    Before this, asyncpg rolls back any transaction left open and drops listeners. Its default
+    reset then runs `RESET ALL; CLOSE ALL; UNLISTEN *; pg_advisory_unlock_all()`, one more round
+    trip per request, undoing what this code never leaves on a pooled connection: settings are
+    `SET LOCAL` (gone at the transaction's end), cursors live in transactions, LISTEN and
+    session advisory locks use connections of their own. Prepared statements are kept either way.
+    """
+    return
+
+
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
     await init_connection(conn)
@@ -47,6 +59,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
+        reset=keep_session,
         timeout=connect_timeout,
         command_timeout=statement_timeout_ms / 1000 + 1,
         server_settings={
