@@ -20,7 +20,7 @@ import logging
 import signal
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from types import FrameType
@@ -29,11 +29,13 @@ from typing import Any
 import asyncpg
 from litestar import Litestar
 
+from api.entry_cache import EntryCache
 from api.settings import Settings
 from db import changes
 from db.changes import Change
 from db.filters import EntryFilter
 from db.pool import connect
+from db.refs import Heard, Refs
 from db.where import matches_sql, resolve_entry_filter
 
 log = logging.getLogger("sitrep.live")
@@ -78,9 +80,18 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, dsn: str, pool: asyncpg.Pool, *, queue_size: int = 1000, poll_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        pool: asyncpg.Pool,
+        *,
+        queue_size: int = 1000,
+        poll_interval: float = 5.0,
+        caches: Sequence[Heard] = (),
+    ) -> None:
         self.dsn = dsn
         self.pool = pool
+        self.caches = tuple(caches)  # kept by this instance only while it hears every change
         self.queue_size = queue_size
         self.poll_interval = poll_interval
         self.last_seq = 0  # every change up to here has been dispatched
@@ -140,6 +151,8 @@ class Hub:
                 conn = await connect(self.dsn, timeout=5, server_settings={"application_name": "sitrep-live"})
                 await conn.add_listener(changes.CHANNEL, self._notified)
                 self.listening = True
+                for cache in self.caches:  # from here on every change reaches _catch_up
+                    cache.set_live(True, self.last_seq)
                 self._started.set()
                 backoff = 0.1
                 await self._catch_up(conn)  # whatever committed while we were not listening
@@ -155,6 +168,8 @@ class Hub:
                 log.warning("live hub lost its database connection (%s); reconnecting", exc)
             finally:
                 self.listening = False
+                for cache in self.caches:  # changes may now go unheard: keep nothing
+                    cache.set_live(False)
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(conn.close(), 2)
@@ -169,6 +184,8 @@ class Hub:
             # no await between these two lines: a subscriber that joins now is either in the
             # snapshot or sees last_seq past this batch (and replays it from the log)
             self.last_seq = batch[-1].seq
+            for cache in self.caches:
+                cache.heard(batch)
             subscribers = list(self._subscribers)
             try:
                 await self._dispatch(conn, batch, subscribers)
@@ -318,7 +335,14 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings: Settings = app.state.settings
-        hub = Hub(dsn, app.state.pool, queue_size=settings.stream_queue)
+        app.state.refs = Refs()
+        app.state.entry_cache = EntryCache(max_bytes=settings.entry_cache_mb * 1024 * 1024)
+        hub = Hub(
+            dsn,
+            app.state.pool,
+            queue_size=settings.stream_queue,
+            caches=(app.state.refs, app.state.entry_cache),
+        )
         await hub.start()
         app.state.live = hub
         app.state.live_heartbeat = settings.stream_heartbeat_seconds

@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     load_sample: bool = True
     stream_heartbeat_seconds: float = 15.0  # SSE comment lines on an idle stream
     stream_queue: int = 1000  # changes buffered per subscriber before a lagging one is cut off
+    entry_cache_mb: int = 64  # rendered entries kept for JSON lists (api/entry_cache.py); 0: none
 
 
 def _bool(value: str) -> bool:
@@ -80,4 +81,5 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         load_sample=_bool(env.get("SITREP_LOAD_SAMPLE", "true")),
         stream_heartbeat_seconds=float(env.get("SITREP_HEARTBEAT_SECONDS", "15")),
         stream_queue=int(env.get("SITREP_LIVE_QUEUE", "1000")),
+        entry_cache_mb=int(env.get("SITREP_ENTRY_CACHE_MB", "64")),
     )

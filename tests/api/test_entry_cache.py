@@ -1,0 +1,138 @@
+"""JSON entry lists with the entry cache (api/entry_cache.py): the same bytes as without it,
+and never older than the database at the moment of the request, whoever changed it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.entry_cache import EntryCache
+from api.settings import Settings
+from db import keys as keydb
+from tests.db.test_entries import World, build_world
+
+SECRET = "entry-cache-test"
+QUERIES = [
+    "/v1/entries",
+    "/v1/entries?limit=5",
+    "/v1/entries?actor=dmitry-peskov&limit=4",
+    "/v1/entries?location=crimea&sort=updated_at",
+    "/v1/entries?q=drone&limit=3",
+    "/v1/entries?blog=kyiv-live&kind=post&sort=-updated_at&limit=2",
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(secret=SECRET, anonymous_rate=100_000, redis_url=None, **overrides)
+
+
+@pytest.fixture
+async def world(conn: asyncpg.Connection) -> World:
+    return await build_world(conn)
+
+
+@pytest.fixture
+async def client(db_dsn: str, world: World) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with AsyncTestClient(create_app(_settings(), db_dsn)) as client:
+        yield client
+
+
+@pytest.fixture
+async def uncached(db_dsn: str, world: World) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with AsyncTestClient(create_app(_settings(entry_cache_mb=0), db_dsn)) as client:
+        yield client
+
+
+def _cache(client: AsyncTestClient[Any]) -> EntryCache:
+    cache: EntryCache = client.app.state.entry_cache
+    return cache
+
+
+async def _pages(client: AsyncTestClient[Any], path: str) -> list[tuple[bytes, str]]:
+    """Every page of a list, following next_cursor: (body, ETag) each."""
+    out = []
+    while path:
+        response = await client.get(path)
+        assert response.status_code == 200, response.text
+        out.append((response.content, response.headers["etag"]))
+        cursor = response.json()["page"]["next_cursor"]
+        base = path.split("&cursor=")[0]
+        path = f"{base}{'&' if '?' in base else '?'}cursor={cursor}" if cursor else ""
+    return out
+
+
+@pytest.mark.parametrize("path", QUERIES)
+async def test_pages_are_byte_identical_with_and_without_the_cache(
+    client: AsyncTestClient[Any], uncached: AsyncTestClient[Any], path: str
+) -> None:
+    want = await _pages(uncached, path)
+    assert await _pages(client, path) == want  # filled on the way
+    assert len(_cache(client)) > 0
+    assert await _pages(client, path) == want  # now served from it
+    assert len(_cache(uncached)) == 0
+
+
+async def _headlines(client: AsyncTestClient[Any]) -> dict[int, dict[str, Any]]:
+    response = await client.get("/v1/entries?limit=200")
+    return {e["id"]: e for e in response.json()["data"]}
+
+
+async def test_a_change_by_another_instance_shows_at_once(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, world: World
+) -> None:
+    before = await _headlines(client)
+    assert len(_cache(client)) == len(before)
+    first = world.rows[0]["id"]
+    peskov = world.ids["peskov"]
+    # written on another connection, as another instance would; no waiting for this one's hub
+    await conn.execute("UPDATE entries SET headline = 'Changed elsewhere' WHERE id = $1", first)
+    await conn.execute("UPDATE actors SET name = 'Dmitrii Peskov' WHERE id = $1", peskov)
+    linked = next(r["id"] for r in world.rows if peskov in r["actors"])
+    await conn.execute("DELETE FROM entry_actors WHERE entry_id = $1 AND actor_id = $2", linked, peskov)
+    gone = world.rows[1]["id"]
+    await conn.execute("DELETE FROM entries WHERE id = $1", gone)
+    after = await _headlines(client)
+    assert after[first]["headline"] == "Changed elsewhere"
+    assert gone not in after
+    assert peskov not in {a["actor"]["id"] for a in after[linked]["actors"]}
+    names = {a["actor"]["name"] for e in after.values() for a in e["actors"] if a["actor"]["id"] == peskov}
+    assert names == {"Dmitrii Peskov"}
+
+
+async def test_a_write_through_the_api_is_read_back_at_once(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, world: World
+) -> None:
+    _, token = await keydb.create_key(conn, SECRET, name="cache-writer", scopes=("read", "write"), rate=100_000)
+    auth = {"Authorization": f"Bearer {token}"}
+    await _headlines(client)
+    entry_id = world.rows[2]["id"]
+    response = await client.patch(
+        f"/v1/entries/{entry_id}", json={"headline": "Patched", "actors": [{"actor": "united-nations"}]}, headers=auth
+    )
+    assert response.status_code == 200, response.text
+    got = (await _headlines(client))[entry_id]
+    assert got == response.json()
+    assert [a["actor"]["slug"] for a in got["actors"]] == ["united-nations"]
+    response = await client.patch("/v1/actors/united-nations", json={"name": "UN"}, headers=auth)
+    assert response.status_code == 200, response.text
+    assert [a["actor"]["name"] for a in (await _headlines(client))[entry_id]["actors"]] == ["UN"]
+
+
+async def test_a_lost_listen_connection_serves_nothing_stale(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, world: World
+) -> None:
+    await _headlines(client)
+    # the hub's LISTEN connection dies; changes go unheard until it is back
+    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sitrep-live'")
+    first = world.rows[0]["id"]
+    await conn.execute("UPDATE entries SET headline = 'Unheard change' WHERE id = $1", first)
+    await conn.execute("UPDATE sources SET name = 'TASS agency' WHERE slug = 'tass'")
+    after = await _headlines(client)
+    assert after[first]["headline"] == "Unheard change"
+    names = {s["name"] for e in after.values() for s in e["sources"] if s["slug"] == "tass"}
+    assert names == {"TASS agency"}
