@@ -11,6 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Response
 
+from api import formats
 from api.params import Query
 from db import changes
 
@@ -66,6 +67,7 @@ async def list_changes(
     query = Query(request)
     start, size = _int(query, "after", 0, 0, 2**62), _int(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     query.done()
+    formats.single_object(request)
     pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire() as proxy:
         found = await changes.list_changes(cast(asyncpg.Connection, proxy), after=start, limit=size)

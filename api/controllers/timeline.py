@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 
+from api import formats
 from api import params as p
 from api.controllers import catalog_params as c
 from api.controllers.entries import DEPENDENCIES, Conn
@@ -49,6 +50,7 @@ async def timeline(
     query = p.Query(request)
     flt, unit = query.entry_filter(), query.interval()
     query.done()
+    formats.single_object(request)
     return Timeline(interval=unit, data=await db_timeline.timeline(conn, flt, unit))
 
 

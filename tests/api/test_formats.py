@@ -541,16 +541,30 @@ async def test_get_entry_refuses_other_formats(
     entry = one_of_each[0]
     assert (await client.get(entry, params={"format": "json"})).status_code == 200
     response = await client.get(entry, params={"format": "csv"})
-    if response.status_code == 200:
-        pytest.xfail("get_entry does not call formats.single_object yet (api/controllers/entries.py)")
     assert response.status_code == 400
     assert response.json()["errors"][0]["name"] == "format"
     assert (await client.get(entry, headers={"Accept": "text/csv"})).status_code == 406
 
 
+async def test_timeline_and_changes_refuse_other_formats(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    for path in ("/v1/timeline", "/v1/changes"):
+        assert (await client.get(path, params={"format": "json"})).status_code == 200
+        response = await client.get(path, params={"format": "ndjson"})
+        assert response.status_code == 400, path
+        assert response.json()["errors"][0]["name"] == "format"
+        assert (await client.get(path, headers={"Accept": "text/csv"})).status_code == 406
+
+
 async def test_openapi_documents_format_on_single_objects(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
     doc = (await client.get("/openapi.json")).json()
-    for path in ("/v1/entries/{entry_id}", "/v1/blogs/{ref}", "/v1/actors/{ref}", "/v1/locations/{ref}"):
+    for path in (
+        "/v1/entries/{entry_id}",
+        "/v1/blogs/{ref}",
+        "/v1/actors/{ref}",
+        "/v1/locations/{ref}",
+        "/v1/timeline",
+        "/v1/changes",
+    ):
         op = doc["paths"][path]["get"]
         (param,) = [p for p in op["parameters"] if p["name"] == "format"]
         assert param["schema"]["enum"] == ["json"]
