@@ -16,6 +16,7 @@ the cache off), the oldest entries going first.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 import msgspec
@@ -27,12 +28,23 @@ from db.rows import Entry
 _encode = msgspec.json.Encoder().encode
 
 
+class Rendered:
+    """One entry's JSON, the `updated_at` it was read at, and a digest of the JSON (for ETags)."""
+
+    __slots__ = ("body", "digest", "updated_at")
+
+    def __init__(self, entry: Entry) -> None:
+        self.updated_at: datetime = entry.updated_at
+        self.body = _encode(entry)
+        self.digest = hashlib.sha256(self.body).digest()[:16]
+
+
 class EntryCache(Heard):
     def __init__(self, *, max_bytes: int, max_age: float = 300.0) -> None:
         super().__init__(max_age=max_age)
         self.max_bytes = max_bytes
         self.size = 0  # bytes kept
-        self._items: dict[int, tuple[datetime, bytes]] = {}
+        self._items: dict[int, Rendered] = {}
 
     @property
     def enabled(self) -> bool:
@@ -48,33 +60,33 @@ class EntryCache(Heard):
         self.generation += 1
         item = self._items.pop(entity_id, None)
         if item is not None:
-            self.size -= len(item[1])
+            self.size -= len(item.body)
 
     def clear(self) -> None:
         super().clear()
         self._items.clear()
         self.size = 0
 
-    def get(self, key: EntryKey) -> bytes | None:
+    def get(self, key: EntryKey) -> Rendered | None:
         item = self._items.get(key.id)
-        if item is None or item[0] != key.updated_at:
+        if item is None or item.updated_at != key.updated_at:
             return None
-        return item[1]
+        return item
 
-    def render(self, entries: dict[int, Entry], generation: int) -> dict[int, bytes]:
+    def render(self, entries: dict[int, Entry], generation: int) -> dict[int, Rendered]:
         """The entries' JSON; kept if nothing was forgotten since `generation` was read (before
         the entries were)."""
-        rendered = {entry_id: _encode(entry) for entry_id, entry in entries.items()}
+        rendered = {entry_id: Rendered(entry) for entry_id, entry in entries.items()}
         if not self.live or generation != self.generation or not self.enabled:
             return rendered
         items = self._items
-        for entry_id, body in rendered.items():
+        for entry_id, item in rendered.items():
             old = items.pop(entry_id, None)
             if old is not None:
-                self.size -= len(old[1])
-            items[entry_id] = (entries[entry_id].updated_at, body)
-            self.size += len(body)
+                self.size -= len(old.body)
+            items[entry_id] = item
+            self.size += len(item.body)
         while self.size > self.max_bytes and items:
             oldest = next(iter(items))
-            self.size -= len(items.pop(oldest)[1])
+            self.size -= len(items.pop(oldest).body)
         return rendered

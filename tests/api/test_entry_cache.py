@@ -136,3 +136,25 @@ async def test_a_lost_listen_connection_serves_nothing_stale(
     assert after[first]["headline"] == "Unheard change"
     names = {s["name"] for e in after.values() for s in e["sources"] if s["slug"] == "tass"}
     assert names == {"TASS agency"}
+
+
+async def test_the_list_etag_follows_the_bytes(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, world: World
+) -> None:
+    path = "/v1/entries?limit=5"
+    first = await client.get(path)
+    tag = first.headers["etag"]
+    again = await client.get(path, headers={"If-None-Match": tag})
+    assert again.status_code == 304
+    assert again.content == b""
+    # another page, another tag; the same page from a cold cache, the same tag
+    assert (await client.get("/v1/entries?limit=4")).headers["etag"] != tag
+    _cache(client).clear()
+    assert (await client.get(path)).headers["etag"] == tag
+    await conn.execute(
+        "UPDATE entries SET body = ARRAY['A new paragraph.'] WHERE id = $1", first.json()["data"][-1]["id"]
+    )
+    changed = await client.get(path, headers={"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != tag
+    assert changed.json()["data"][-1]["body"] == ["A new paragraph."]
