@@ -132,9 +132,14 @@ async def linked_by_ids(conn: asyncpg.Connection, refs: Refs, ids: list[int]) ->
 
 
 def _snapshot(conn: asyncpg.Connection, filter: EntryFilter, page: Page) -> AbstractAsyncContextManager[None]:
-    if not page.count and where.lists_in_one_statement(filter):
-        return nullcontext()  # one statement is its own snapshot: no BEGIN/COMMIT round trips
-    return where.read_snapshot(conn, custom_plan=where.needs_custom_plan(filter))
+    """A transaction only where one is needed: a total that must agree with its page, or a plan
+    forced for this page's values (SET LOCAL). Otherwise no BEGIN/COMMIT round trips: the page
+    is one statement, after the statements that turn slugs into ids (a slug renamed in between
+    leaves the page as the request named it when it began)."""
+    custom_plan = where.needs_custom_plan(filter)
+    if not page.count and not custom_plan:
+        return nullcontext()
+    return where.read_snapshot(conn, custom_plan=custom_plan)
 
 
 async def _plan(

@@ -202,14 +202,6 @@ def needs_custom_plan(f: EntryFilter) -> bool:
     return any(sub.q is not None or sub.bbox is not None or len(sub.blog) > 1 for sub in _walk(f))
 
 
-def lists_in_one_statement(f: EntryFilter) -> bool:
-    """Whether a page under `f` is one statement: no reference to resolve, no box to count, no plan to force.
-
-    One statement is its own snapshot, so such a page (without a total) needs no transaction around it.
-    """
-    return not needs_custom_plan(f) and not any(getattr(sub, kind) for sub in _walk(f) for kind in _RESOLVERS)
-
-
 # ---------------------------------------------------------------- lists
 
 _DRIVERS: dict[str, tuple[str, str]] = {
