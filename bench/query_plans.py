@@ -3,8 +3,12 @@
     nice .venv/bin/python bench/query_plans.py postgresql://postgres@127.0.0.1/sitrep_bench
 
 Writes bench/plans/qN_<name>.txt (the custom plan with timings, then the generic plan a
-prepared statement would switch to after five runs) and prints p50/p99 of each query
-function call as the API runs it (list + relations for Q2), unloaded, one connection.
+prepared statement would switch to after five runs) of the statement every JSON page runs
+(`entries.list_keys`: the page's keys and the change seq its snapshot saw), and for Q2 also the
+statement that reads entries with their links (`entries.linked_by_ids`, what a page runs for
+the entries the entry cache lacks). Prints p50/p99 of the query functions as the API calls
+them, unloaded, one connection: keys only (every entry cached) and keys + entries with links
+(a cold cache).
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from typing import Any
 import asyncpg
 
 from db import entries, where
+from db.entries import _BY_IDS as BY_IDS
+from db.entries import _KEY_COLUMNS as KEY_COLUMNS
+from db.entries import _LINKED as LINKED
 from db.filters import EntryFilter, EntrySort
 from db.page import Page
 from db.pool import connect
+from db.refs import Refs
 
 OUT = Path(__file__).parent / "plans"
 RUNS = 200
@@ -105,26 +113,26 @@ async def main(dsn: str) -> None:
     ]
     for name, flt, sort, page, relations in cases:
         resolved = await where.resolve_entry_filter(conn, flt)
-        sql, values = where.list_entries_sql(resolved, sort, page)
+        sql, values = where.list_entries_sql(resolved, sort, page, columns=KEY_COLUMNS)
         text = await plans(conn, sql, values)
+        ids = [r["id"] for r in await conn.fetch(sql, *values)][: page.limit]
         if relations:
-            ids = [r["id"] for r in await conn.fetch(sql, *values)][:50]
-            for rel in ("entry_actors", "entry_locations", "entry_sources", "entry_media"):
-                from db.sql import query
-
-                analyzed = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {query(rel)}", ids)
-                text += f"\n-- relations: {rel}\n" + "\n".join(r[0] for r in analyzed) + "\n"
+            analyzed = await conn.fetch(
+                f"EXPLAIN (ANALYZE, BUFFERS) {LINKED.format(page=BY_IDS, col='id', direction='ASC')}", ids
+            )
+            text += "\n-- entries with their links (entries.linked_by_ids)\n" + "\n".join(r[0] for r in analyzed) + "\n"
         (OUT / f"{name}.txt").write_text(text)
 
-        async def work(
-            flt: EntryFilter = flt, sort: EntrySort = sort, page: Page = page, relations: bool = relations
-        ) -> None:
-            found = await entries.list_entries(conn, flt, sort, page)
-            if relations:
-                await entries.with_relations(conn, found.rows)
+        async def keys(flt: EntryFilter = flt, sort: EntrySort = sort, page: Page = page) -> None:
+            await entries.list_keys(conn, flt, sort, page)
 
-        p50, p99 = await timed(work)
-        print(f"{name:34s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+        async def cold(flt: EntryFilter = flt, sort: EntrySort = sort, page: Page = page) -> None:
+            found, _ = await entries.list_keys(conn, flt, sort, page)
+            await entries.linked_by_ids(conn, Refs(), [k.id for k in found.rows])
+
+        k50, k99 = await timed(keys)
+        c50, c99 = await timed(cold)
+        print(f"{name:34s} keys p50 {k50:6.2f} p99 {k99:6.2f} ms;  keys + entries p50 {c50:6.2f} p99 {c99:6.2f} ms")
     await conn.close()
 
 

@@ -94,7 +94,7 @@ class RssSampler(threading.Thread):
 
 
 @contextmanager
-def server(kind: str, dsn: str) -> Iterator[tuple[str, RssSampler]]:
+def server(kind: str, dsn: str, entry_cache_mb: int | None = None) -> Iterator[tuple[str, RssSampler]]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="sitrep-bench-")
     env = {
@@ -106,6 +106,8 @@ def server(kind: str, dsn: str) -> Iterator[tuple[str, RssSampler]]:
         # the benchmark measures the API, not the anonymous rate limit
         "SITREP_ANONYMOUS_RATE": "100000000",
     }
+    if entry_cache_mb is not None:  # 0: every page reads its entries and links (api/entry_cache.py)
+        env["SITREP_ENTRY_CACHE_MB"] = str(entry_cache_mb)
     if kind == "uvicorn":
         cmd = [str(VENV_BIN / "sitrep"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     elif kind == "granian":
@@ -324,6 +326,7 @@ class Results:
     rss_mib: dict[str, float] = field(default_factory=dict)
     servers_q2: dict[str, list[float]] = field(default_factory=dict)
     ndjson: dict[str, object] = field(default_factory=dict)
+    entry_cache_mb: int | None = None  # the server's SITREP_ENTRY_CACHE_MB (None: the default)
 
 
 def machine() -> dict[str, str]:
@@ -351,12 +354,16 @@ def main() -> int:
     parser.add_argument("--compare-servers", action="store_true")
     parser.add_argument("--ndjson-seconds", type=float, default=0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--entry-cache-mb", type=int, default=None, help="the server's SITREP_ENTRY_CACHE_MB (0: no entry cache)"
+    )
     args = parser.parse_args()
 
     res = Results(machine=machine())
     res.targets = asyncio.run(pick_targets(args.dsn))
     print("targets:", res.targets, file=sys.stderr)
-    with server("uvicorn", args.dsn) as (base, sampler):
+    res.entry_cache_mb = args.entry_cache_mb
+    with server("uvicorn", args.dsn, args.entry_cache_mb) as (base, sampler):
         cursor = deep_cursor(base, args.depth)
         res.urls = queries(res.targets, cursor)
         for name, path in res.urls.items():  # warm up, and check every query answers
@@ -389,7 +396,7 @@ def main() -> int:
         q2 = res.urls["Q2 latest 50 with links"]
         for _ in range(args.rounds):
             for kind in ("uvicorn", "granian"):
-                with server(kind, args.dsn) as (base, _sampler):
+                with server(kind, args.dsn, args.entry_cache_mb) as (base, _sampler):
                     wrk(base + q2, 2, args.connections, args.threads)
                     run = wrk(base + q2, args.duration, args.connections, args.threads)
                     res.servers_q2.setdefault(kind, []).append(run.requests_per_s)

@@ -128,7 +128,11 @@ async def test_a_lost_listen_connection_serves_nothing_stale(
 ) -> None:
     await _headlines(client)
     # the hub's LISTEN connection dies; changes go unheard until it is back
-    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sitrep-live'")
+    killed = await conn.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = 'sitrep-live' AND datname = current_database()"
+    )
+    assert killed == 1
     first = world.rows[0]["id"]
     await conn.execute("UPDATE entries SET headline = 'Unheard change' WHERE id = $1", first)
     await conn.execute("UPDATE sources SET name = 'TASS agency' WHERE slug = 'tass'")
