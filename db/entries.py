@@ -57,13 +57,8 @@ async def list_entries(
     NotFound (field blog/actor/location/source) if the filter names something that does not exist.
     """
     page = page or Page()
-    async with _snapshot(conn, filter, page):
-        planned = await _plan(conn, filter, sort, page)
-        if planned is None:
-            return paged([], [], page, 0 if page.count else None)
-        sql, values, resolved = planned
-        rows = [_entry_row(r) for r in await conn.fetch(sql, *values)]
-        total = await _total(conn, resolved, page)
+    records, total = await _page_records(conn, filter, sort, page)
+    rows = [_entry_row(r) for r in records]
     return paged(rows, [sort_key(r, sort) for r in rows], page, total)
 
 
@@ -80,14 +75,8 @@ async def list_linked(
     (one index range per link table per entry); the references come from `refs`.
     """
     page = page or Page()
-    async with _snapshot(conn, filter, page):
-        planned = await _plan(conn, filter, sort, page)
-        if planned is None:
-            return paged([], [], page, 0 if page.count else None)
-        sql, values, resolved = planned
-        records = await conn.fetch(_linked_sql(sql, sort, page), *values)
-        data = await _linked_entries(conn, refs, records)
-        total = await _total(conn, resolved, page)
+    records, total = await _page_records(conn, filter, sort, page, linked=True)
+    data = await _linked_entries(conn, refs, records)
     return paged(data, [sort_key(r, sort) for r in data], page, total)
 
 
@@ -111,13 +100,7 @@ async def list_keys(
     can tell whether what it keeps is as new as this page (`Heard.trusts`).
     """
     page = page or Page()
-    async with _snapshot(conn, filter, page):
-        planned = await _plan(conn, filter, sort, page, columns=_KEY_COLUMNS)
-        if planned is None:
-            return paged([], [], page, 0 if page.count else None), 0
-        sql, values, resolved = planned
-        records = await conn.fetch(sql, *values)
-        total = await _total(conn, resolved, page)
+    records, total = await _page_records(conn, filter, sort, page, columns=_KEY_COLUMNS)
     keys = [EntryKey(id=r["id"], published_at=r["published_at"], updated_at=r["updated_at"]) for r in records]
     seq = records[0]["seen_seq"] if records else 0
     return paged(keys, [sort_key(k, sort) for k in keys], page, total), seq
@@ -129,6 +112,26 @@ async def linked_by_ids(conn: asyncpg.Connection, refs: Refs, ids: list[int]) ->
         return {}
     records = await conn.fetch(_LINKED.format(page=_BY_IDS, col="id", direction="ASC"), ids)
     return {e.id: e for e in await _linked_entries(conn, refs, records)}
+
+
+async def _page_records(
+    conn: asyncpg.Connection,
+    filter: EntryFilter,
+    sort: EntrySort,
+    page: Page,
+    *,
+    columns: str = ENTRY_COLUMNS,
+    linked: bool = False,
+) -> tuple[list[asyncpg.Record], int | None]:
+    """The page's records (`columns`, or with their links' ids when `linked`) and its total when
+    asked for. NotFound (field blog/actor/location/source) if the filter names something unknown."""
+    async with _snapshot(conn, filter, page):
+        planned = await _plan(conn, filter, sort, page, columns=columns)
+        if planned is None:
+            return [], 0 if page.count else None
+        sql, values, resolved = planned
+        records = await conn.fetch(_linked_sql(sql, sort, page) if linked else sql, *values)
+        return records, await _total(conn, resolved, page)
 
 
 def _snapshot(conn: asyncpg.Connection, filter: EntryFilter, page: Page) -> AbstractAsyncContextManager[None]:

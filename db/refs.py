@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 
 from db.changes import Change
-from db.rows import ActorRef, BlogRef, EntryActor, LocationRef, SourceRef
+from db.rows import ActorRef, BlogRef, EntryActor, LocationRef, SourceRef, from_record
 from db.sql import query
 
 RefKind = Literal["blog", "actor", "location", "source"]
@@ -156,22 +156,11 @@ class Refs(Heard):
         for r in found:
             kind = r["ref"]
             if kind == "a":
-                self.actors[r["id"]] = ActorLinks(
-                    ActorRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"], country=r["country"])
-                )
+                self.actors[r["id"]] = ActorLinks(from_record(ActorRef, r))
             elif kind == "l":
-                self.locations[r["id"]] = LocationRef(
-                    id=r["id"],
-                    slug=r["slug"],
-                    name=r["name"],
-                    kind=r["kind"],
-                    country=r["country"],
-                    latitude=r["latitude"],
-                    longitude=r["longitude"],
-                    parent_id=r["parent_id"],
-                )
+                self.locations[r["id"]] = from_record(LocationRef, r)
             elif kind == "s":
-                self.sources[r["id"]] = SourceRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"])
+                self.sources[r["id"]] = from_record(SourceRef, r)
             else:
                 self.blogs[r["id"]] = BlogRef(id=r["id"], slug=r["slug"], title=r["name"])
 
@@ -190,20 +179,22 @@ class Refs(Heard):
         return [link for _, _, link in ranked]
 
     def location_links(self, ids: list[int] | None) -> list[LocationRef]:
-        if not ids:
-            return []
-        places = [self.locations[i] for i in ids]
-        if len(places) > 1:
-            places.sort(key=_name_and_id)
-        return places
+        return _by_name(self.locations, ids)
 
     def source_links(self, ids: list[int] | None) -> list[SourceRef]:
-        if not ids:
-            return []
-        found = [self.sources[i] for i in ids]
-        if len(found) > 1:
-            found.sort(key=_name_and_id)
-        return found
+        return _by_name(self.sources, ids)
+
+
+R = TypeVar("R", LocationRef, SourceRef)
+
+
+def _by_name(table: dict[int, R], ids: list[int] | None) -> list[R]:
+    if not ids:
+        return []
+    found = [table[i] for i in ids]
+    if len(found) > 1:
+        found.sort(key=_name_and_id)
+    return found
 
 
 def _name_and_id(ref: LocationRef | SourceRef) -> tuple[str, int]:
