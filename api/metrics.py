@@ -67,6 +67,9 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # the labelled series by (method, route, status): a bounded set, and `labels()` costs a
+        # lock and a few dict lookups on every request
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -86,8 +89,14 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("path_template") or UNMATCHED  # set by routing, on this same scope
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            series = self._series.get((method, route, status))
+            if series is None:
+                series = self._series[(method, route, status)] = (
+                    self.metrics.requests.labels(method, route, str(status)),
+                    self.metrics.latency.labels(method, route),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
 
 
 class MetricsPlugin(InitPlugin):
