@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import asyncpg
@@ -20,6 +21,14 @@ log = logging.getLogger("sitrep.api")
 
 
 async def provide_connection(request: Request[Any, Any, Any]) -> AsyncIterator[asyncpg.Connection]:
+    async with connection(request) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def connection(request: Request[Any, Any, Any]) -> AsyncIterator[asyncpg.Connection]:
+    """The same, as a context manager: for the hottest handler, whose dependency resolution
+    (a generator, a cleanup group, an exit stack per request) cost about as much as its query."""
     pool: asyncpg.Pool = request.app.state.pool
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)

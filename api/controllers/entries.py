@@ -15,7 +15,7 @@ from litestar.response import Response
 from api import formats
 from api import params as p
 from api.caching import etag_for
-from api.connection import provide_connection
+from api.connection import connection, provide_connection
 from api.controllers.listing import PageInfo, cursors, list_response, page_info
 from api.entry_cache import EntryCache
 from db import entries
@@ -39,7 +39,6 @@ class EntryList(msgspec.Struct):
     "/v1/entries",
     operation_id="listEntries",
     tags=TAGS,
-    dependencies=DEPENDENCIES,
     summary="List entries, newest first, under the entry filters",
     description=(
         "Entries with their blog, actors (with role), locations, sources and media. Filters combine with AND;"
@@ -49,7 +48,6 @@ class EntryList(msgspec.Struct):
 )
 async def list_entries(
     request: Request[Any, Any, Any],
-    conn: Conn,
     blog: p.BlogParam = None,
     actor: p.ActorParam = None,
     actor_match: p.ActorMatchParam = None,
@@ -71,11 +69,13 @@ async def list_entries(
     page = query.page(cursors(request), sort=order, filter=flt, value_type=SORT_KEY_TYPE)
     query.done()
     fmt = formats.negotiate(request.headers.get("accept"), request.query_params.get("format"))
-    if fmt is formats.Format.NDJSON:  # the whole result, streamed: no page
-        return cast(Response[EntryList], await formats.ndjson_entries(conn, request.app.state.pool, flt, order))
-    if fmt is formats.Format.JSON:
-        return await _json_page(request, conn, flt, order, page)
-    found = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
+    async with connection(request) as conn:  # not a dependency: see api/connection.py
+        if fmt is formats.Format.NDJSON:  # the whole result, streamed: no page
+            stream = await formats.ndjson_entries(conn, request.app.state.pool, flt, order)
+            return cast(Response[EntryList], stream)
+        if fmt is formats.Format.JSON:
+            return await _json_page(request, conn, flt, order, page)
+        found = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
     info = page_info(request, found, page.limit, sort=order, filter=flt)
     response = list_response(request, EntryList(data=found.rows, page=info), info)
     return cast(Response[EntryList], formats.entries_page_response(fmt, found.rows, info, dict(response.headers)))
