@@ -69,6 +69,8 @@ FORMATS_BY_OPERATION: dict[str, tuple[Format, ...]] = {
     "getLocation": SINGLE_FORMATS,
     "getTimeline": SINGLE_FORMATS,
     "listChanges": SINGLE_FORMATS,
+    "getUsage": SINGLE_FORMATS,
+    "getKey": SINGLE_FORMATS,
 }
 # what a list answers in each format's Content-Type (Litestar adds "; charset=utf-8" to text/*)
 CONTENT_TYPES: dict[Format, str] = {**MEDIA_TYPES, Format.CSV: "text/csv; header=present"}

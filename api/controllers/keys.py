@@ -15,6 +15,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.response import Response
 
+from api import formats
 from api import params as p
 from api.auth import Keyring, require_scope, services_of
 from api.controllers.listing import PageInfo, cursors, list_response, page_info
@@ -126,6 +127,8 @@ class KeysController(Controller):
 
     @get("/{key_id:str}", operation_id="getKey", summary="One API key (never its secret)")
     async def get_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> KeyOut:
+        p.Query(request).done()
+        formats.single_object(request)
         async with _pool(request).acquire() as conn:
             return key_out(await keydb.get_key(conn, key_id))
 

@@ -9,6 +9,8 @@ import msgspec
 from litestar import Request, get
 from litestar.params import QueryParameter
 
+from api import formats
+from api import params as p
 from api.auth import Unauthenticated, caller_of, services_of
 from api.ratelimit import RateDecision
 from db import keys as keydb
@@ -42,6 +44,8 @@ async def usage(
     caller = caller_of(request)
     if caller.key_id is None:
         raise Unauthenticated("usage is counted per API key: send one", invalid_token=False)
+    p.Query(request).done()
+    formats.single_object(request)
     decision: RateDecision = request.scope["state"]["rate"]
     services = services_of(request)
     async with services.keyring.pool.acquire() as conn:

@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 
 from api.formats import Format, NotAcceptable, entries_csv, entries_geojson, negotiate, text_cell
 from db import export
+from db import keys as keydb
 from db.entries import with_relations
 from db.errors import InvalidInput, NotFound
 from db.filters import EntryFilter
@@ -569,3 +570,20 @@ async def test_openapi_documents_format_on_single_objects(client: AsyncTestClien
         (param,) = [p for p in op["parameters"] if p["name"] == "format"]
         assert param["schema"]["enum"] == ["json"]
         assert "406" in op["responses"]
+
+
+async def test_key_routes_refuse_unknown_parameters_and_other_formats(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    conn: asyncpg.Connection,
+) -> None:
+    row, token = await keydb.create_key(conn, "api-test-secret", name="formats", scopes=("read", "admin"), rate=100_000)
+    auth = {"Authorization": f"Bearer {token}"}
+    for path in ("/v1/usage", f"/v1/keys/{row.id}"):
+        assert (await client.get(path, headers=auth, params={"format": "json"})).status_code == 200, path
+        response = await client.get(path, headers=auth, params={"format": "csv"})
+        assert response.status_code == 400, path
+        assert response.json()["errors"][0]["name"] == "format"
+        response = await client.get(path, headers=auth, params={"colour": "blue"})
+        assert response.status_code == 400, path
+        assert response.json()["errors"][0]["name"] == "colour"
+        assert (await client.get(path, headers={**auth, "Accept": "text/csv"})).status_code == 406
