@@ -7,13 +7,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.entry_cache import EntryCache
 from api.settings import Settings
+from db import entries
 from db import keys as keydb
+from db.filters import EntryFilter
+from db.page import Page
+from db.refs import Refs
 from tests.db.test_entries import World, build_world
 
 SECRET = "entry-cache-test"
@@ -162,3 +167,27 @@ async def test_the_list_etag_follows_the_bytes(
     assert changed.status_code == 200
     assert changed.headers["etag"] != tag
     assert changed.json()["data"][-1]["body"] == ["A new paragraph."]
+
+
+async def test_the_cache_keeps_within_its_bound_dropping_the_oldest(conn: asyncpg.Connection, world: World) -> None:
+    ids = [r["id"] for r in world.rows]
+    found = await entries.linked_by_ids(conn, Refs(), ids)
+    sizes = [len(msgspec.json.encode(found[i])) for i in ids]
+    cache = EntryCache(max_bytes=sum(sizes[-5:]))
+    cache.set_live(True)
+    for i in ids:  # one at a time, oldest first
+        cache.render({i: found[i]}, cache.generation)
+        assert cache.size <= cache.max_bytes
+    keys = {k.id: k for k in (await entries.list_keys(conn, EntryFilter(), page=Page(limit=200)))[0].rows}
+    kept = [i for i in ids if cache.get(keys[i]) is not None]
+    assert kept == ids[-5:]  # the newest five fit exactly; everything older went first
+    assert cache.size == sum(sizes[-5:])
+    # nothing is kept while the hub may miss changes, nor from a read that raced one
+    cache.set_live(False)
+    cache.render({ids[0]: found[ids[0]]}, cache.generation)
+    assert len(cache) == 0
+    cache.set_live(True)
+    stale = cache.generation
+    cache.forget("entry", ids[1])
+    cache.render({ids[0]: found[ids[0]]}, stale)
+    assert len(cache) == 0
