@@ -1,8 +1,9 @@
-"""Entries: filtered keyset lists, one entry, and their relations fetched in batches.
+"""Entries: filtered keyset lists, one entry, and entries with their links.
 
-`list_entries` answers bare rows (`EntryRow`); `with_relations` adds blog, actors, locations,
-sources and media in one query whatever the number of rows. GraphQL uses the batch
-functions (`actors_of`, `locations_of`, …) from its loaders; REST uses `with_relations`.
+`list_entries` answers bare rows (`EntryRow`: GraphQL resolves links level by level, db/graph.py).
+REST entries carry their blog, actors, locations, sources and media: `list_linked` (a page),
+`linked_by_ids` (the entries a cache lacks, an export's chunk) and `get_entry` read each entry
+with its links' ids in one statement and take the references from `db.refs.Refs`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from db.errors import NotFound
 from db.filters import EntryFilter, EntrySort
 from db.page import Key, Page, Paged, paged
 from db.refs import Refs
-from db.rows import ActorRef, BlogRef, Embed, Entry, EntryActor, EntryRow, LocationRef, Media, SourceRef
+from db.rows import Embed, Entry, EntryRow, Media
 from db.sql import query
 from db.timeline import count_plan
 from db.where import ENTRY_COLUMNS
@@ -226,84 +227,12 @@ async def _linked_entries(conn: asyncpg.Connection, refs: Refs, records: list[as
     ]
 
 
-async def get_entry(conn: asyncpg.Connection, entry_id: int) -> Entry:
-    async with where.read_snapshot(conn):
-        record = await conn.fetchrow(query("get_entry"), entry_id)
-        if record is None:
-            raise NotFound(f"there is no entry {entry_id}", field="id")
-        (entry,) = await with_relations(conn, [_entry_row(record)])
-    return entry
-
-
-async def with_relations(conn: asyncpg.Connection, rows: list[EntryRow]) -> list[Entry]:
-    """The rows with their blog and links: one query for any number of rows."""
-    blogs, actors, locations, sources, media = await _links_of(
-        conn, [r.id for r in rows], list({r.blog_id for r in rows})
-    )
-    return [
-        Entry(
-            id=r.id,
-            blog=blogs[r.blog_id],
-            published_at=r.published_at,
-            updated_at=r.updated_at,
-            created_at=r.created_at,
-            kind=r.kind,
-            headline=r.headline,
-            body=r.body,
-            actors=actors.get(r.id, []),
-            locations=locations.get(r.id, []),
-            sources=sources.get(r.id, []),
-            media=media.get(r.id, []),
-        )
-        for r in rows
-    ]
-
-
-async def _links_of(
-    conn: asyncpg.Connection, entry_ids: list[int], blog_ids: list[int]
-) -> tuple[
-    dict[int, BlogRef],
-    dict[int, list[EntryActor]],
-    dict[int, list[LocationRef]],
-    dict[int, list[SourceRef]],
-    dict[int, list[Media]],
-]:
-    """`blogs_of`, `actors_of`, `locations_of`, `sources_of` and `media_of` in one round trip.
-
-    The same values in the same order (the `entry_links` query sorts each list as those do).
-    """
-    blogs: dict[int, BlogRef] = {}
-    actors: dict[int, list[EntryActor]] = defaultdict(list)
-    locations: dict[int, list[LocationRef]] = defaultdict(list)
-    sources: dict[int, list[SourceRef]] = defaultdict(list)
-    media: dict[int, list[Media]] = defaultdict(list)
-    if not entry_ids and not blog_ids:
-        return blogs, actors, locations, sources, media
-    for r in await conn.fetch(query("entry_links"), entry_ids, blog_ids):
-        link = r["link"]
-        if link == "a":
-            actor = ActorRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"], country=r["country"])
-            actors[r["entry_id"]].append(EntryActor(role=r["role"], actor=actor))
-        elif link == "l":
-            locations[r["entry_id"]].append(
-                LocationRef(
-                    id=r["id"],
-                    slug=r["slug"],
-                    name=r["name"],
-                    kind=r["kind"],
-                    country=r["country"],
-                    latitude=r["latitude"],
-                    longitude=r["longitude"],
-                    parent_id=r["parent_id"],
-                )
-            )
-        elif link == "s":
-            sources[r["entry_id"]].append(SourceRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"]))
-        elif link == "m":
-            media[r["entry_id"]].append(_media(r))
-        else:
-            blogs[r["id"]] = BlogRef(id=r["id"], slug=r["slug"], title=r["name"])
-    return blogs, actors, locations, sources, media
+async def get_entry(conn: asyncpg.Connection, entry_id: int, refs: Refs | None = None) -> Entry:
+    """One entry with its links; NotFound (field id) if there is none."""
+    found = await linked_by_ids(conn, refs or Refs(), [entry_id])
+    if entry_id not in found:
+        raise NotFound(f"there is no entry {entry_id}", field="id")
+    return found[entry_id]
 
 
 def _media(r: asyncpg.Record) -> Media:
@@ -326,49 +255,6 @@ def _media(r: asyncpg.Record) -> Media:
         alt_text=r["alt_text"],
         embed=embed,
     )
-
-
-async def blogs_of(conn: asyncpg.Connection, blog_ids: list[int]) -> dict[int, BlogRef]:
-    if not blog_ids:
-        return {}
-    records = await conn.fetch(query("entry_blogs"), blog_ids)
-    return {r["id"]: BlogRef(id=r["id"], slug=r["slug"], title=r["title"]) for r in records}
-
-
-async def actors_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[EntryActor]]:
-    out: dict[int, list[EntryActor]] = defaultdict(list)
-    if entry_ids:
-        for r in await conn.fetch(query("entry_actors"), entry_ids):
-            actor = ActorRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"], country=r["country"])
-            out[r["entry_id"]].append(EntryActor(role=r["role"], actor=actor))
-    return out
-
-
-async def locations_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[LocationRef]]:
-    out: dict[int, list[LocationRef]] = defaultdict(list)
-    if entry_ids:
-        for r in await conn.fetch(query("entry_locations"), entry_ids):
-            out[r["entry_id"]].append(
-                LocationRef(
-                    id=r["id"],
-                    slug=r["slug"],
-                    name=r["name"],
-                    kind=r["kind"],
-                    country=r["country"],
-                    latitude=r["latitude"],
-                    longitude=r["longitude"],
-                    parent_id=r["parent_id"],
-                )
-            )
-    return out
-
-
-async def sources_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[SourceRef]]:
-    out: dict[int, list[SourceRef]] = defaultdict(list)
-    if entry_ids:
-        for r in await conn.fetch(query("entry_sources"), entry_ids):
-            out[r["entry_id"]].append(SourceRef(id=r["id"], slug=r["slug"], name=r["name"], kind=r["kind"]))
-    return out
 
 
 async def media_of(conn: asyncpg.Connection, entry_ids: list[int]) -> dict[int, list[Media]]:

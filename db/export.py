@@ -3,7 +3,8 @@
 Pages (`entries.list_entries`) answer at most a page; an export answers everything, so it
 cannot hold the result in memory. `iter_entries` reads the rows in chunks through a cursor
 inside one read-only repeatable-read transaction (one consistent snapshot however long the
-export takes) and adds each chunk's relations with the same five batch queries a page uses.
+export takes) and reads each chunk's entries with their links as a cache miss of a page does
+(`entries.linked_by_ids`, in the same snapshot).
 """
 
 from __future__ import annotations
@@ -14,22 +15,20 @@ from typing import Any
 import asyncpg
 
 from db import where
-from db.entries import with_relations
+from db.entries import linked_by_ids
 from db.filters import EntryFilter, EntrySort
-from db.rows import Entry, EntryRow, from_record
+from db.refs import Refs
+from db.rows import Entry
 
 DEFAULT_CHUNK = 500
 
 
 def export_entries_sql(f: EntryFilter, sort: EntrySort) -> tuple[str, list[Any]]:
-    """Every entry matching the (resolved) filter, in `sort` order, ties broken by id."""
+    """The ids of every entry matching the (resolved) filter, in `sort` order, ties broken by id."""
     p = where.Params()
     direction = "DESC" if sort.startswith("-") else "ASC"
     col = sort.lstrip("-")
-    sql = (
-        f"SELECT {where.ENTRY_COLUMNS} FROM entries e WHERE {where.where(f, p)}"
-        f" ORDER BY e.{col} {direction}, e.id {direction}"
-    )
+    sql = f"SELECT e.id FROM entries e WHERE {where.where(f, p)} ORDER BY e.{col} {direction}, e.id {direction}"
     return sql, p.values
 
 
@@ -50,5 +49,8 @@ async def iter_entries(
         resolved = await where.resolve_entry_filter(conn, filter)
         sql, values = export_entries_sql(resolved, sort)
         cursor = await conn.cursor(sql, *values)
+        refs = Refs()  # not kept between chunks: each reads the references it needs
         while records := await cursor.fetch(chunk):
-            yield await with_relations(conn, [from_record(EntryRow, r) for r in records])
+            ids = [r["id"] for r in records]
+            found = await linked_by_ids(conn, refs, ids)
+            yield [found[i] for i in ids]  # all there: the same snapshot

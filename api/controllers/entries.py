@@ -121,7 +121,7 @@ async def get_entry(
 ) -> Entry:
     p.Query(request).done()
     formats.single_object(request)
-    return await entries.get_entry(conn, entry_id)
+    return await entries.get_entry(conn, entry_id, request.app.state.refs)
 
 
 route_handlers = [list_entries, get_entry]

@@ -17,10 +17,11 @@ from litestar.testing import AsyncTestClient
 from api.formats import Format, NotAcceptable, entries_csv, entries_geojson, negotiate, text_cell
 from db import export
 from db import keys as keydb
-from db.entries import with_relations
+from db.entries import linked_by_ids
 from db.errors import InvalidInput, NotFound
 from db.filters import EntryFilter
-from db.rows import Entry, EntryRow, from_record
+from db.refs import Refs
+from db.rows import Entry
 from tests.api.live import live_server
 from tests.db import factories as f
 
@@ -87,12 +88,8 @@ def test_a_format_the_list_does_not_offer_is_refused() -> None:
 
 
 async def _entries(conn: asyncpg.Connection, ids: list[int]) -> list[Entry]:
-    records = await conn.fetch(
-        "SELECT id, blog_id, published_at, updated_at, created_at, kind, headline, body FROM entries"
-        " WHERE id = ANY($1) ORDER BY id",
-        ids,
-    )
-    return await with_relations(conn, [from_record(EntryRow, r) for r in records])
+    found = await linked_by_ids(conn, Refs(), ids)
+    return [found[i] for i in sorted(ids)]
 
 
 @pytest.fixture

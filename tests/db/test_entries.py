@@ -22,6 +22,7 @@ from db.errors import InvalidInput, NotFound
 from db.filters import EntryFilter, EntrySort
 from db.page import Cursors, Page
 from db.pool import connect
+from db.refs import Refs
 from tests.db import factories as f
 from tests.db.factories import at
 
@@ -286,7 +287,8 @@ async def test_unknown_references_are_not_found_naming_the_field(conn: asyncpg.C
 
 async def test_relations_come_in_batches_with_roles(conn: asyncpg.Connection, world: World) -> None:
     page = await entries.list_entries(conn, EntryFilter(actor=("dmitry-peskov",)), page=Page(limit=5))
-    full = await entries.with_relations(conn, page.rows)
+    linked = await entries.linked_by_ids(conn, Refs(), [r.id for r in page.rows])
+    full = [linked[r.id] for r in page.rows]
     for e, model in zip(full, (next(r for r in world.rows if r["id"] == row.id) for row in page.rows), strict=True):
         assert {a.actor.id for a in e.actors} == model["actors"]
         assert {a.role for a in e.actors if a.actor.slug == "dmitry-peskov"} == {"speaker"}
