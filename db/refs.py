@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -34,8 +34,6 @@ from db.changes import Change
 from db.rows import ActorRef, BlogRef, EntryActor, LocationRef, SourceRef, from_record
 from db.sql import query
 
-RefKind = Literal["blog", "actor", "location", "source"]
-KINDS: tuple[RefKind, ...] = ("blog", "actor", "location", "source")
 # one of each actor's two links, by role; speakers sort first
 _SPEAKER, _MENTIONED = 0, 1
 
