@@ -1,7 +1,9 @@
 """Subscriptions over WebSocket (`graphql-transport-ws`), driven by the instance's live hub.
 
 `entryPublished(filter:)` and `entryUpdated(filter:)` yield entries as their changes
-commit, on every instance (api/live.py: LISTEN plus the change log). The socket speaks the
+commit, on every instance (api/live.py: LISTEN plus the change log); `entryDeleted(filter:)`
+yields what is left of an entry once it is gone (its ids, time and headline), judged against
+the filter on its last state as SSE's `deleted` events are, so a view can drop it. The socket speaks the
 graphql-transport-ws protocol itself (connection_init/ack, ping/pong, subscribe/next/
 error/complete), so the caller comes from the `connection_init` payload (`Authorization:
 Bearer …`, `X-API-Key` or `apiKey`) or, failing that, from the upgrade request's headers.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any, cast
 
 import asyncpg
@@ -26,11 +29,13 @@ from strawberry.types.execution import PreExecutionError
 from api.auth import AuthError, authenticate_token
 from api.live import Hub, follow
 from db import rows
+from db.changes import Change
 from db.filters import EntryFilter
 from db.page import Cursors
 from schema.context import Db, GraphContext
 from schema.errors import error_dict
 from schema.inputs import EntryFilterInput
+from schema.relay import to_global_id
 from schema.types import Entry
 
 PROTOCOL = "graphql-transport-ws"
@@ -58,7 +63,17 @@ def _entry(data: dict[str, Any]) -> Entry:
     )
 
 
-async def _entries(info: Info, filter: EntryFilterInput | None, op: str) -> AsyncGenerator[Entry, None]:
+@strawberry.type(description="An entry that was deleted: its ids and what it was, to drop it from a view.")
+class DeletedEntry:
+    id: strawberry.ID = strawberry.field(description="The deleted entry's global id (as Entry.id).")
+    database_id: int
+    blog_slug: str
+    published_at: datetime
+    headline: str
+    deleted_at: datetime
+
+
+async def _changes(info: Info, filter: EntryFilterInput | None, op: str) -> AsyncGenerator[Change, None]:
     ctx = _ctx(info)
     hub: Hub = ctx.request.app.state.live
     wanted = filter.to_filter() if filter is not None else EntryFilter()
@@ -69,8 +84,25 @@ async def _entries(info: Info, filter: EntryFilterInput | None, op: str) -> Asyn
             continue
         # a fresh view per event: loaders must not answer an updated entry from an older one
         ctx._loaders.clear()
-        yield _entry(change.data)
+        yield change
         await ctx.db.release()  # the event's fields are resolved: give the connection back
+
+
+async def _entries(info: Info, filter: EntryFilterInput | None, op: str) -> AsyncGenerator[Entry, None]:
+    async for change in _changes(info, filter, op):
+        yield _entry(change.data or {})
+
+
+def _deleted(change: Change) -> DeletedEntry:
+    last = msgspec.convert(change.data, rows.Entry)
+    return DeletedEntry(
+        id=strawberry.ID(to_global_id("Entry", last.id)),
+        database_id=last.id,
+        blog_slug=last.blog.slug,
+        published_at=last.published_at,
+        headline=last.headline,
+        deleted_at=change.at,
+    )
 
 
 @strawberry.type
@@ -84,6 +116,15 @@ class Subscription:
     async def entry_updated(self, info: Info, filter: EntryFilterInput | None = None) -> AsyncGenerator[Entry, None]:
         async for entry in _entries(info, filter, "update"):
             yield entry
+
+    @strawberry.subscription(
+        description="Each entry deleted that matched the filter (judged on its last state), as the delete commits."
+    )
+    async def entry_deleted(
+        self, info: Info, filter: EntryFilterInput | None = None
+    ) -> AsyncGenerator[DeletedEntry, None]:
+        async for change in _changes(info, filter, "delete"):
+            yield _deleted(change)
 
 
 # ---- the socket ---------------------------------------------------------------------------------
