@@ -24,6 +24,7 @@ from api.head import HeadMiddleware
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
+from api.web import WebPlugin
 from db.pool import create_pool
 from schema.app import route_handlers as graphql_routes
 
@@ -81,7 +82,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         exception_handlers={**exception_handlers(), AuthError: auth_error_handler},
         state=State({"settings": settings}),
         openapi_config=openapi_config(),
-        plugins=[metrics, DocsPlugin()],
+        plugins=[metrics, DocsPlugin(), WebPlugin()],
         middleware=[HttpCachingMiddleware()],
     )
     # before routing, outermost first: keys, rate limits and CORS for every request and WebSocket;

@@ -54,8 +54,10 @@ from db.pool import connect
 
 log = logging.getLogger("sitrep.auth")
 
-# never authenticated nor limited: a load balancer's probes
-OPEN_PATHS = frozenset({"/health", "/ready"})
+# never authenticated nor limited: a load balancer's probes, the live page and static files
+# (api/web.py; what the page reads from the API is authenticated and limited as any call)
+OPEN_PATHS = frozenset({"/health", "/ready", "/"})
+STATIC_PREFIX = "/static/"
 # readable without a key even when SITREP_REQUIRE_KEY=true: the API's documentation and explorer
 DOC_PATHS = frozenset({"/docs", "/openapi.json"})
 DOC_PREFIX = "/docs/"
@@ -555,7 +557,8 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        path: str = scope.get("path", "")
+        if scope["type"] not in ("http", "websocket") or path in OPEN_PATHS or path.startswith(STATIC_PREFIX):
             await self.app(scope, receive, send)
             return
         services: AuthServices | None = scope["app"].state.get("auth")

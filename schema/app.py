@@ -15,8 +15,8 @@ import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
-from strawberry.http.ides import get_graphql_ide_html
 
+from api.web import graphiql_html
 from schema.context import GraphContext, provide_context
 from schema.errors import BAD_USER_INPUT, ApiError, RateLimited
 from schema.execute import Outcome, execute
@@ -136,7 +136,7 @@ def _json_param(request: Request[Any, Any, Any], name: str) -> Any:
 async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response[Any]:
     if "query" not in request.query_params and "extensions" not in request.query_params:
         if "text/html" in request.headers.get("accept", ""):
-            return Response(get_graphql_ide_html("graphiql"), media_type=MediaType.HTML)
+            return Response(graphiql_html(), media_type=MediaType.HTML)
         return _respond(_error("The request has no query"), 400)
     try:
         given = GraphRequest(

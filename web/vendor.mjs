@@ -34,7 +34,10 @@ for (const name of ["marker-icon.png", "marker-icon-2x.png", "marker-shadow.png"
 const countries = JSON.parse(readFileSync(join(modules, "world-atlas/countries-110m.json"), "utf8"));
 const round = (value) =>
   Array.isArray(value) ? value.map(round) : Math.round(value * 100) / 100;
+// Antarctica left out: it is empty of news and Leaflet's projection stretches it across the map
 const land = feature(countries, countries.objects.land);
+const north = (ring) => ring.some(([, lat]) => lat > -60);
+(land.geometry ?? land.features[0].geometry).coordinates = (land.geometry ?? land.features[0].geometry).coordinates.filter((polygon) => north(polygon[0]));
 const borders = mesh(countries, countries.objects.countries, (a, b) => a !== b);
 const world = {
   type: "FeatureCollection",
