@@ -30,20 +30,36 @@ for (const name of ["marker-icon.png", "marker-icon-2x.png", "marker-shadow.png"
 }
 
 // the world outline: Natural Earth 1:110m land and country borders (world-atlas), as GeoJSON
-// with coordinates rounded to 0.01° (about a kilometre, far below what 1:110m resolves)
+// with coordinates rounded to 0.01° (about a kilometre, far below what 1:110m resolves).
+// Antarctica is left out (no news there, and the projection stretches it across the map); a
+// ring that crosses the antimeridian (Chukotka, Fiji) continues past 180° instead of jumping
+// to -180°, which would draw a hairline across the world.
 const countries = JSON.parse(readFileSync(join(modules, "world-atlas/countries-110m.json"), "utf8"));
-const round = (value) =>
-  Array.isArray(value) ? value.map(round) : Math.round(value * 100) / 100;
-// Antarctica left out: it is empty of news and Leaflet's projection stretches it across the map
-const land = feature(countries, countries.objects.land);
-const north = (ring) => ring.some(([, lat]) => lat > -60);
-(land.geometry ?? land.features[0].geometry).coordinates = (land.geometry ?? land.features[0].geometry).coordinates.filter((polygon) => north(polygon[0]));
+const round = (value) => (Array.isArray(value) ? value.map(round) : Math.round(value * 100) / 100);
+const unwrap = (ring) => {
+  let offset = 0;
+  return ring.map(([lon, lat], k) => {
+    const step = k === 0 ? 0 : lon - ring[k - 1][0];
+    if (step < -180) offset += 360; // crossed +180° going east
+    if (step > 180) offset -= 360; // crossed it going west
+    return [lon + offset, lat];
+  });
+};
+const landFeatures = feature(countries, countries.objects.land);
+const land = landFeatures.geometry ?? landFeatures.features[0].geometry; // one MultiPolygon
+const polygons = land.coordinates
+  .filter((polygon) => polygon[0].some(([, lat]) => lat > -60))
+  .map((polygon) => polygon.map(unwrap));
 const borders = mesh(countries, countries.objects.countries, (a, b) => a !== b);
 const world = {
   type: "FeatureCollection",
   features: [
-    { type: "Feature", properties: { layer: "land" }, geometry: { ...land.geometry ?? land.features[0].geometry, coordinates: round((land.geometry ?? land.features[0].geometry).coordinates) } },
-    { type: "Feature", properties: { layer: "borders" }, geometry: { ...borders, coordinates: round(borders.coordinates) } },
+    { type: "Feature", properties: { layer: "land" }, geometry: { type: "MultiPolygon", coordinates: round(polygons) } },
+    {
+      type: "Feature",
+      properties: { layer: "borders" },
+      geometry: { type: "MultiLineString", coordinates: round(borders.coordinates.map(unwrap)) },
+    },
   ],
 };
 writeFileSync(join(out, "world-110m.geojson"), JSON.stringify(world));
