@@ -15,7 +15,7 @@ export class EntryMap {
           style: (f) =>
             f.properties.layer === "land"
               ? { stroke: false, fillColor: "#ebe7df", fillOpacity: 1 }
-              : { color: "#b9b3a7", weight: 0.7, fill: false },
+              : { color: "#a39d90", weight: 0.8, fill: false },
         }).addTo(this.map).bringToBack();
       });
   }
