@@ -22,7 +22,7 @@ export function drawTimeline(svg, buckets) {
   const hours = Math.round((last - first) / HOUR) + 1;
   const max = Math.max(...counts.values());
   const width = 600, height = 120, left = 24, bottom = 18, top = 6;
-  const step = (width - left) / hours;
+  const step = (width - left - 4) / hours;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.append(el("text", { x: left - 4, y: top + 8, class: "axis", "text-anchor": "end" }, String(max)));
   svg.append(el("line", { x1: left, x2: width, y1: height - bottom, y2: height - bottom, class: "base" }));
