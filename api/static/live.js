@@ -22,7 +22,8 @@ async function api(path, params = {}) {
   const response = await fetch(url, { headers: { Accept: "application/json", ...authHeaders() } });
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
-    throw new Error(`${problem.title || response.status}: ${problem.detail || response.statusText}`);
+    const hint = response.status === 401 || response.status === 403 ? " (paste a key under “API key”, top right)" : "";
+    throw new Error(`${problem.title || response.status}: ${problem.detail || response.statusText}${hint}`);
   }
   return response.json();
 }

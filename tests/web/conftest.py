@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,20 +38,26 @@ class Served(msgspec.Struct):
     write_key: str
 
 
-@pytest.fixture
-async def served(conn: asyncpg.Connection, db_dsn: str, tmp_path: Path) -> AsyncIterator[Served]:
+@asynccontextmanager
+async def _serve(conn: asyncpg.Connection, db_dsn: str, tmp_path: Path, **env: str) -> AsyncIterator[Served]:
     """The app on a free port over a database holding the sample day, and a key that may write."""
     assert await load_sample_if_empty(conn) is not None
     _, token = await keys.create_key(conn, SECRET, name="browser-tests", scopes=["read", "write"], rate=1_000_000)
-    with live_server(
-        db_dsn,
-        tmp_path / "data",
-        tmp_path / "server.log",
-        SITREP_ANONYMOUS_RATE="100000",
-        SITREP_SECRET=SECRET,
-        SITREP_KEY_PEPPER="",
-    ) as base:
+    log = tmp_path / "server.log"
+    with live_server(db_dsn, tmp_path / "data", log, SITREP_SECRET=SECRET, SITREP_KEY_PEPPER="", **env) as base:
         yield Served(base=base, write_key=token)
+
+
+@pytest.fixture
+async def served(conn: asyncpg.Connection, db_dsn: str, tmp_path: Path) -> AsyncIterator[Served]:
+    async with _serve(conn, db_dsn, tmp_path, SITREP_ANONYMOUS_RATE="100000") as served:
+        yield served
+
+
+@pytest.fixture
+async def served_with_key(conn: asyncpg.Connection, db_dsn: str, tmp_path: Path) -> AsyncIterator[Served]:
+    async with _serve(conn, db_dsn, tmp_path, SITREP_REQUIRE_KEY="true") as served:
+        yield served
 
 
 @pytest.fixture

@@ -132,3 +132,46 @@ async def test_graphiql_runs_a_query_with_the_explorer_and_no_network(
     await page.screenshot(path=artifacts / "graphiql.png")
     assert offline.blocked == []
     assert offline.errors == []
+
+
+async def test_where_the_server_requires_a_key_the_page_asks_for_one_and_then_works(
+    served_with_key: Served, offline: Offline, artifacts: Path
+) -> None:
+    page = offline.page
+    auth = {"Authorization": f"Bearer {served_with_key.write_key}"}
+    async with httpx.AsyncClient(base_url=served_with_key.base, headers=auth) as api:
+        other = await api.post(
+            "/v1/blogs", json={"slug": "another-day", "title": "Another day", "published_at": "2023-09-14T00:00:00Z"}
+        )
+        assert other.status_code == 201, other.text
+        only = await api.post(
+            "/v1/entries",
+            json={
+                **_entry("The one entry of another day", "kim-jong-un", "kyiv"),
+                "blog": "another-day",
+                "published_at": "2023-09-14T08:00:00Z",
+            },
+        )
+        assert only.status_code == 201, only.text
+
+    await page.goto(f"{served_with_key.base}/")
+    error = page.locator("#error")
+    await expect(error).to_contain_text("an API key is required")
+    await expect(error).to_contain_text("API key")
+    await page.screenshot(path=artifacts / "live-page-needs-a-key.png")
+
+    await page.locator(".key summary").click()
+    await page.fill("#key", served_with_key.write_key)
+    await page.locator("#key-form button").click()  # kept in localStorage; the page reloads
+    await expect(page.locator("body[data-ready]")).to_be_attached()
+    await expect(page.locator("#status")).to_have_text("live")
+    await expect(error).to_be_hidden()
+    # the newest blog is shown first; another is one click away
+    await expect(page.locator("#blogs button")).to_have_count(2)
+    await expect(page.locator("#entries > li")).to_have_count(1)
+    await expect(page.locator("#entries h3")).to_have_text("The one entry of another day")
+    await page.locator(f'#blogs button[data-slug="{BLOG}"]').click()
+    await expect(page.locator("#count")).to_have_text("48 entries")
+    assert f"blog={BLOG}" in page.url
+    assert offline.blocked == []
+    assert [e for e in offline.errors if "401" not in e] == []  # the refused calls before the key was given
