@@ -4,7 +4,11 @@
 (function () {
   const url = new URL("/graphql", location.origin).toString();
   const key = localStorage.getItem("sitrep.key");
-  const fetcher = GraphiQL.createFetcher({ url, subscriptionUrl: url.replace(/^http/, "ws") });
+  const fetcher = GraphiQL.createFetcher({
+    url,
+    subscriptionUrl: url.replace(/^http/, "ws"),
+    wsConnectionParams: key ? { Authorization: `Bearer ${key}` } : {},
+  });
   const defaultQuery = `# Run: the play button or Ctrl-Enter.
 # Explorer (left): tick fields to build.
 # Docs: the book icon.

@@ -130,6 +130,24 @@ async def test_graphiql_runs_a_query_with_the_explorer_and_no_network(
     await expect(result).to_contain_text('"totalCount": 48')
     await expect(result).to_contain_text("Russia-Ukraine war: Ukraine strikes Sevastopol")
     await page.screenshot(path=artifacts / "graphiql.png")
+
+    # a subscription runs over the socket: entries posted through REST arrive in the result pane
+    await editor.evaluate(
+        "(node, query) => node.CodeMirror.setValue(query)", "subscription { entryPublished { headline } }"
+    )
+    await page.wait_for_timeout(500)  # GraphiQL parses the text a moment after a change (as a person types)
+    await page.locator(".graphiql-execute-button").click()
+    auth = {"Authorization": f"Bearer {served.write_key}"}
+    async with httpx.AsyncClient(base_url=served.base, headers=auth) as api:
+        for attempt in range(5):  # the first may commit before the subscription is registered
+            posted = await api.post("/v1/entries", json=_entry(f"Pushed to GraphiQL {attempt}", "kim-jong-un", "kyiv"))
+            assert posted.status_code == 201, posted.text
+            try:
+                await expect(result).to_contain_text("Pushed to GraphiQL", timeout=1500)
+                break
+            except AssertionError:
+                continue
+    await expect(result).to_contain_text('"entryPublished"')
     assert offline.blocked == []
     assert offline.errors == []
 
