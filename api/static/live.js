@@ -23,7 +23,9 @@ async function api(path, params = {}) {
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
     const hint = response.status === 401 || response.status === 403 ? " (paste a key under “API key”, top right)" : "";
-    throw new Error(`${problem.title || response.status}: ${problem.detail || response.statusText}${hint}`);
+    const error = new Error(`${problem.title || response.status}: ${problem.detail || response.statusText}${hint}`);
+    error.status = response.status;
+    throw error;
   }
   return response.json();
 }
@@ -221,7 +223,13 @@ async function onChange(field, payload) {
   if (payload.errors) return showError(payload.errors[0].message);
   const id = payload.data[field].databaseId;
   if (field === "entryDeleted") drop(id);
-  else place(await api(`/v1/entries/${id}`), true);
+  else {
+    try {
+      place(await api(`/v1/entries/${id}`), true);
+    } catch (error) {
+      if (error.status !== 404) throw error; // deleted since: its entryDeleted follows
+    }
+  }
   refreshPictures();
 }
 
