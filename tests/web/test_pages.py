@@ -54,7 +54,7 @@ async def test_the_live_page_follows_the_blog_as_it_changes(served: Served, offl
         entries = page.locator("#entries > li")
         assert len(expected) == 48
         await expect(page.locator("#count")).to_have_text("48 entries")
-        assert await entries.locator("h3").all_inner_texts() == expected
+        await expect(entries.locator("h3")).to_have_text(expected)
         await expect(page.locator("#blogs button[aria-current=true]")).to_contain_text("Russia-Ukraine war")
         markers = page.locator("#map path.entry-marker")
         await expect(markers).to_have_count(len(await _places(api)))
@@ -87,7 +87,7 @@ async def test_the_live_page_follows_the_blog_as_it_changes(served: Served, offl
         assert deleted.status_code == 204
         await expect(shown).to_have_count(0, timeout=LIVE_MS)
         await expect(page.locator("#count")).to_have_text("48 entries")
-        assert await entries.locator("h3").all_inner_texts() == expected
+        await expect(entries.locator("h3")).to_have_text(expected)
 
         # an actor filter narrows the list, the map and the timeline to what the API answers for it
         narrowed = await _headlines(api, actor="kim-jong-un")
@@ -95,7 +95,7 @@ async def test_the_live_page_follows_the_blog_as_it_changes(served: Served, offl
         await page.select_option("#actor", "kim-jong-un")
         await expect(page.locator("#count")).to_have_text(f"{len(narrowed)} entries")
         await expect(entries).to_have_count(len(narrowed))
-        assert await entries.locator("h3").all_inner_texts() == narrowed
+        await expect(entries.locator("h3")).to_have_text(narrowed)
         await expect(markers).to_have_count(len(await _places(api, actor="kim-jong-un")))
         await expect(bars).to_have_count(len(await _hours(api, actor="kim-jong-un")))
         assert "actor=kim-jong-un" in page.url
@@ -107,6 +107,20 @@ async def test_the_live_page_follows_the_blog_as_it_changes(served: Served, offl
         assert other.status_code == kims.status_code == 201
         await expect(entries.first.locator("h3")).to_have_text("Browser test: Kim again", timeout=LIVE_MS)
         await expect(page.locator(f'#entries > li[data-id="{other.json()["id"]}"]')).to_have_count(0)
+
+        # a location filter includes the places inside it; a source filter can come in the address
+        await page.select_option("#actor", "")
+        await page.select_option("#location", "crimea")
+        in_crimea = await _headlines(api, location="crimea")
+        assert 0 < len(in_crimea) < len(expected)
+        await expect(page.locator("#count")).to_have_text(f"{len(in_crimea)} entries")
+        await expect(entries.locator("h3")).to_have_text(in_crimea)
+        await page.goto(f"{served.base}/#blog={BLOG}&source=telegram")
+        on_telegram = await _headlines(api, source="telegram")
+        assert 0 < len(on_telegram) < len(expected)
+        await expect(page.locator("#count")).to_have_text(f"{len(on_telegram)} entries")
+        await expect(page.locator("#source")).to_have_value("telegram")
+        await expect(entries.locator("h3")).to_have_text(on_telegram)
 
     assert offline.blocked == []  # nothing asked for the network
     assert offline.errors == []
