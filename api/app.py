@@ -20,6 +20,7 @@ from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
 from api.errors import exception_handlers
+from api.exports import ExportGate
 from api.head import HeadMiddleware
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
@@ -60,9 +61,15 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             max_size=settings.pool_max,
             statement_timeout_ms=settings.statement_timeout_ms,
         )
+        # exports hold a connection as long as their client reads: never the request pool's (api/exports.py)
+        app.state.exports = ExportGate(settings.export_slots, settings.export_per_caller)
+        app.state.export_pool = await create_pool(
+            dsn, min_size=0, max_size=max(1, settings.export_slots), statement_timeout_ms=settings.statement_timeout_ms
+        )
         try:
             yield
         finally:
+            await app.state.export_pool.close()
             await app.state.pool.close()
 
     metrics = MetricsPlugin()

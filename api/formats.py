@@ -32,6 +32,7 @@ from litestar import Request
 from litestar.exceptions import HTTPException
 from litestar.response import Response, Stream
 
+from api.exports import Ticket
 from db import export, where
 from db.errors import InvalidInput
 from db.filters import MAX_LIMIT, EntryFilter, EntrySort
@@ -278,33 +279,50 @@ _ndjson = msgspec.json.Encoder()
 
 
 async def ndjson_entries(
-    conn: asyncpg.Connection, pool: asyncpg.Pool, filter: EntryFilter, sort: EntrySort = "-published_at"
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    filter: EntryFilter,
+    sort: EntrySort = "-published_at",
+    ticket: Ticket | None = None,
 ) -> Stream:
     """Every matching entry, one JSON object a line, streamed from a server-side cursor.
 
     The filter's references are checked on the request's connection `conn` before the
     response starts, so an unknown slug is still a 404 problem rather than a broken stream;
-    the rows are then read on a connection of their own from `pool`, held only while the
-    stream runs (a client that goes away ends it).
+    the rows are then read on a connection of their own from `pool` (the exports' own pool,
+    api/exports.py), held only while the stream runs (a client that goes away ends it). The
+    export's `ticket` is released when the stream ends, however it ends.
     """
-    await where.resolve_entry_filter(conn, filter)
+    try:
+        await where.resolve_entry_filter(conn, filter)
+    except BaseException:
+        if ticket is not None:
+            ticket.release()
+        raise
 
     async def lines() -> AsyncIterator[bytes]:
-        async with pool.acquire() as proxy:
-            chunks = export.iter_entries(cast(asyncpg.Connection, proxy), filter, sort)
-            try:
-                async for chunk in chunks:
-                    yield _ndjson.encode_lines(chunk)
-            finally:
-                # A client that hangs up cancels the stream mid-export: end the export's snapshot
-                # transaction here, shielded from that cancellation (a cancelled ROLLBACK would
-                # leave the pool a connection still in a transaction).
-                with anyio.CancelScope(shield=True):
-                    await chunks.aclose()
-                    if proxy.is_in_transaction():
-                        await proxy.execute("ROLLBACK")
+        try:
+            async with pool.acquire() as proxy:
+                chunks = export.iter_entries(cast(asyncpg.Connection, proxy), filter, sort)
+                try:
+                    async for chunk in chunks:
+                        yield _ndjson.encode_lines(chunk)
+                finally:
+                    # A client that hangs up cancels the stream mid-export: end the export's snapshot
+                    # transaction here, shielded from that cancellation (a cancelled ROLLBACK would
+                    # leave the pool a connection still in a transaction).
+                    with anyio.CancelScope(shield=True):
+                        await chunks.aclose()
+                        if proxy.is_in_transaction():
+                            await proxy.execute("ROLLBACK")
+        finally:
+            if ticket is not None:
+                ticket.release()
 
-    return Stream(lines(), media_type=CONTENT_TYPES[Format.NDJSON])
+    body = lines()
+    if ticket is not None:
+        ticket.bind(body)
+    return Stream(body, media_type=CONTENT_TYPES[Format.NDJSON])
 
 
 # ---------------------------------------------------------------- the other lists

@@ -16,14 +16,13 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from db import where
+from db import timeline, where
 from db.errors import NotFound
 from db.filters import EntryFilter, EntrySort
 from db.page import Key, Page, Paged, paged
 from db.refs import Refs
 from db.rows import Embed, Entry, EntryRow, Media
 from db.sql import query
-from db.timeline import count_plan
 from db.where import ENTRY_COLUMNS
 
 SORT_KEY_TYPE = datetime  # the type of every entry sort's key (published_at or updated_at)
@@ -169,8 +168,7 @@ async def _plan(
 async def _total(conn: asyncpg.Connection, resolved: EntryFilter, page: Page) -> int | None:
     if not page.count:
         return None
-    count_sql, count_values = count_plan(resolved)
-    return int(await conn.fetchval(count_sql, *count_values))
+    return await timeline.count(conn, resolved)
 
 
 # The last change seq a statement's snapshot sees (changes are numbered in commit order).

@@ -199,7 +199,10 @@ def where(f: EntryFilter, p: Params) -> str:
 
 def needs_custom_plan(f: EntryFilter) -> bool:
     """Whether the best plan depends on the values (then a cached generic plan can be 20x slower)."""
-    return any(sub.q is not None or sub.bbox is not None or len(sub.blog) > 1 for sub in _walk(f))
+    return any(
+        sub.q is not None or sub.bbox is not None or len(sub.blog) > 1 or sub.updated_since is not None
+        for sub in _walk(f)
+    )
 
 
 # ---------------------------------------------------------------- lists
@@ -307,6 +310,10 @@ async def bbox_locations(conn: asyncpg.Connection, f: EntryFilter) -> int | None
         return None
     p = Params()
     return int(await conn.fetchval(f"SELECT count(*) FROM locations bl WHERE {box(f.bbox, p)}", *p.values))
+
+
+async def location_has_children(conn: asyncpg.Connection, location: Ref) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM locations WHERE parent_id = $1::bigint)", location))
 
 
 def driving_is_small(n: int | None) -> bool:

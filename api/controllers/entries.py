@@ -18,6 +18,7 @@ from api.caching import etag_for
 from api.connection import connection, provide_connection
 from api.controllers.listing import PageInfo, cursors, list_response, page_info
 from api.entry_cache import EntryCache
+from api.exports import export_caller
 from db import entries
 from db.entries import SORT_KEY_TYPE
 from db.filters import EntryFilter, EntrySort
@@ -71,7 +72,9 @@ async def list_entries(
     fmt = formats.negotiate(request.headers.get("accept"), request.query_params.get("format"))
     async with connection(request) as conn:  # not a dependency: see api/connection.py
         if fmt is formats.Format.NDJSON:  # the whole result, streamed: no page
-            stream = await formats.ndjson_entries(conn, request.app.state.pool, flt, order)
+            state = request.app.state
+            ticket = state.exports.take(export_caller(request))
+            stream = await formats.ndjson_entries(conn, state.export_pool, flt, order, ticket)
             return cast(Response[EntryList], stream)
         if fmt is formats.Format.JSON:
             return await _json_page(request, conn, flt, order, page)

@@ -197,6 +197,19 @@ async def test_entry_counts_match_the_links(generated: asyncpg.Connection) -> No
             WHERE real.n IS DISTINCT FROM kept.entry_count"""
     )
     assert wrong_hours == 0
+    # the per-day link rollups that count=true under one actor, source or location reads
+    for letter, table, column in (
+        ("a", "entry_actors", "actor_id"),
+        ("s", "entry_sources", "source_id"),
+        ("l", "entry_locations", "location_id"),
+    ):
+        wrong_days = await generated.fetchval(
+            f"""SELECT count(*) FROM (SELECT {column} AS target_id, (published_at AT TIME ZONE 'UTC')::date AS day,
+                                             count(*) AS n FROM {table} GROUP BY 1, 2) real
+                 FULL JOIN (SELECT * FROM link_day_counts WHERE link = '{letter}' AND entry_count > 0) kept USING (target_id, day)
+                WHERE real.n IS DISTINCT FROM kept.entry_count"""
+        )
+        assert wrong_days == 0, table
 
 
 async def test_every_trigger_the_bulk_load_skips_is_accounted_for(conn: asyncpg.Connection) -> None:
