@@ -120,7 +120,7 @@ def _midnight(moment: datetime, *, up: bool) -> datetime:
 
 def _link_days(link: str, table: str, col: str, target: Ref, f: EntryFilter, p: Params) -> str:
     """Entries linked to `target` in [since, until): the whole UTC days from link_day_counts
-    (migration 0040), the partial days at either end from the link table's own index."""
+    (migration 0041), the partial days at either end from the link table's own index."""
     t = p.add(target)
     first = _midnight(f.since, up=True) if f.since is not None else None
     last = _midnight(f.until, up=False) if f.until is not None else None

@@ -1,5 +1,5 @@
 """count=true under one actor, source or location and a time window: added up from the per-day
-link rollups (migration 0040) and the window's partial days, always equal to counting entries."""
+link rollups (migration 0041) and the window's partial days, always equal to counting entries."""
 
 from __future__ import annotations
 
