@@ -153,13 +153,15 @@ async def _plan(
     in_box = await where.bbox_locations(conn, resolved)
     if in_box == 0:  # nothing lies in the box: no entry can match, and no scan should find that out
         return None
-    drive_locations = await where.location_driving_is_small(conn, resolved)
+    under = await where.locations_under(conn, resolved)
     sql, values = where.list_entries_sql(
         resolved,
         sort,
         page,
-        drive_locations=drive_locations,
+        drive_locations=where.driving_is_small(under),
         drive_bbox=where.driving_is_small(in_box),
+        joined_locations=where.driving_is_narrow(under),
+        joined_bbox=where.driving_is_narrow(in_box),
         columns=columns,
     )
     return sql, values, resolved

@@ -212,6 +212,10 @@ FILTERS: dict[str, Callable[[World], EntryFilter]] = {
     "bbox+location": lambda w: EntryFilter(bbox=(33.0, 44.0, 35.0, 46.0), location=("ukraine",)),
     "bbox+actor": lambda w: EntryFilter(bbox=(30.0, 44.0, 38.0, 56.0), actor=("vladimir-putin",)),
     "actor+location": lambda w: EntryFilter(actor=("vladimir-putin",), location=("ukraine",)),
+    # a wide location set and a condition on the entry: walked by date, not driven per location
+    "location-country+kind": lambda w: EntryFilter(location=("ukraine",), kind=("video",)),
+    "location-leaf+kind": lambda w: EntryFilter(location=("sevastopol",), kind=("post",)),
+    "location-subtree+updated-since": lambda w: EntryFilter(location=("crimea",), updated_since=T(4900)),
     "actor+blog+kind": lambda w: EntryFilter(actor=("dmitry-peskov",), blog=("kyiv-live",), kind=("post",)),
     "source+q+since": lambda w: EntryFilter(source=("reuters", "tass"), q="missile", since=T(30)),
     "location+actors-all+until": lambda w: EntryFilter(
@@ -455,3 +459,29 @@ async def test_actor_window_plan_is_driven_by_the_link_index_even_when_generic(c
         assert "entries_published_idx" not in plan, plan
         # the only sort is of the few rows the per-actor LIMITs let through, above the lateral
         assert plan.count("Sort Key") <= 1, plan
+
+
+@pytest.mark.parametrize(
+    ("location", "kind", "driven"),
+    [
+        ("sevastopol", (), True),
+        ("sevastopol", ("video",), True),  # one location: its top-N joined to entries is cheap
+        ("ukraine", (), True),  # links alone: one index range per location inside
+        ("ukraine", ("video",), False),  # many locations, each joined: walk entries by date instead
+    ],
+)
+async def test_wide_location_sets_drive_the_list_only_from_the_links_alone(
+    conn: asyncpg.Connection, world: World, location: str, kind: tuple[str, ...], driven: bool
+) -> None:
+    flt = EntryFilter(location=(location,), kind=kind)
+    resolved = await where.resolve_entry_filter(conn, flt)
+    under = await where.locations_under(conn, resolved)
+    sql, _ = where.list_entries_sql(
+        resolved,
+        "-published_at",
+        Page(limit=10),
+        drive_locations=where.driving_is_small(under),
+        joined_locations=where.driving_is_narrow(under),
+    )
+    assert ("CROSS JOIN LATERAL" in sql) == driven, sql
+    assert [r.id for r in (await entries.list_entries(conn, flt, page=Page(limit=200))).rows] == world.expect(flt)
