@@ -572,22 +572,29 @@ class AuthMiddleware:
         method = str(scope.get("method", "GET"))
         origin = headers.get("origin")
         global_origins = services.settings.cors_origins
-        cors_out = cors.response_headers(origin) if origin and cors.globally_allowed(origin, global_origins) else []
+        credentials = "authorization" in headers or "x-api-key" in headers
+        if not credentials and method in cors.PUBLIC_METHODS:
+            cors_out = cors.public_headers()  # an anonymous read: any page may read it (api/cors.py)
+        elif origin and cors.globally_allowed(origin, global_origins):
+            cors_out = cors.response_headers(origin)
+        else:
+            cors_out = []
 
         if cors.is_preflight(method, headers):
             assert origin is not None
             if cors.globally_allowed(origin, global_origins) or origin.lower() in services.keyring.origins:
-                await _emit(
-                    send, {"type": "http.response.start", "status": 204, "headers": cors.preflight_headers(origin)}
-                )
-                await _emit(send, {"type": "http.response.body", "body": b""})
+                allowed = cors.preflight_headers(origin)
+            elif cors.public_preflight(headers):
+                allowed = cors.public_preflight_headers()
             else:
                 services.refused[403] += 1
                 await _send_problem(send, 403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
+                return
+            await _emit(send, {"type": "http.response.start", "status": 204, "headers": allowed})
+            await _emit(send, {"type": "http.response.body", "body": b""})
             return
 
         client = (scope.get("client") or ("", 0))[0]
-        credentials = "authorization" in headers or "x-api-key" in headers
         if credentials and (wait := services.blocked_for(client)):
             services.refused[429] += 1
             await _send_problem(
