@@ -15,7 +15,7 @@ from api.caching import HttpCachingMiddleware
 from api.controllers import read as read_routes
 from api.controllers.changes import list_changes
 from api.controllers.keys import KeysController
-from api.controllers.stream import stream_entries
+from api.controllers.stream import create_stream_token, stream_entries
 from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
@@ -75,6 +75,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             *read_routes.route_handlers,
             list_changes,
             stream_entries,
+            create_stream_token,
             *graphql_routes(),
         ],
         lifespan=[lifespan, auth_lifespan(settings, dsn), live_lifespan(dsn)],
