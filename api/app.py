@@ -12,6 +12,7 @@ from litestar.response import Response
 
 from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespan
 from api.caching import HttpCachingMiddleware
+from api.compression import CompressionMiddleware
 from api.controllers import read as read_routes
 from api.controllers.changes import list_changes
 from api.controllers.keys import KeysController
@@ -86,6 +87,10 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         middleware=[HttpCachingMiddleware()],
     )
     # before routing, outermost first: keys, rate limits and CORS for every request and WebSocket;
-    # metrics for every request that gets past them, matched or not; HEAD answered as GET without the body
-    app.asgi_handler = AuthMiddleware(metrics.wrap(HeadMiddleware(app.asgi_handler)))
+    # metrics for every request that gets past them, matched or not; HEAD answered as GET without the
+    # body; compression of the finished body (its ETag already computed by the caching middleware)
+    inner = app.asgi_handler
+    if settings.compression:
+        inner = CompressionMiddleware(inner, min_bytes=settings.compress_min_bytes)
+    app.asgi_handler = AuthMiddleware(metrics.wrap(HeadMiddleware(inner)))
     return app

@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_heartbeat_seconds: float = 15.0  # SSE comment lines on an idle stream
     stream_queue: int = 1000  # changes buffered per subscriber before a lagging one is cut off
     entry_cache_mb: int = 64  # rendered entries kept for JSON lists (api/entry_cache.py); 0: none
+    compression: bool = True  # brotli/gzip for clients that ask (api/compression.py)
+    compress_min_bytes: int = 1024  # smaller bodies go as they are
 
 
 def _bool(value: str) -> bool:
@@ -82,4 +84,6 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         stream_heartbeat_seconds=float(env.get("SITREP_HEARTBEAT_SECONDS", "15")),
         stream_queue=int(env.get("SITREP_LIVE_QUEUE", "1000")),
         entry_cache_mb=int(env.get("SITREP_ENTRY_CACHE_MB", "64")),
+        compression=_bool(env.get("SITREP_COMPRESSION", "true")),
+        compress_min_bytes=int(env.get("SITREP_COMPRESS_MIN_BYTES", "1024")),
     )
