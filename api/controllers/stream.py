@@ -7,14 +7,15 @@ change log, then the live tail. A comment line every HEARTBEAT seconds keeps pro
 closing an idle stream. The stream ends if the client falls too far behind; it resumes.
 
 Browsers' EventSource cannot send a key: `POST /v1/stream/tokens` (with the key) gives a
-short-lived token to pass as `?token=` instead (api/stream_tokens.py).
+short-lived token to pass as `?token=` instead (api/stream_tokens.py). A stream opened with a
+key or a token ends at the next heartbeat after that key is revoked, expires or is rotated.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
@@ -65,10 +66,43 @@ def event_of(change: Change) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=_data(change), event=EVENT_TYPE[change.op], id=change.seq)
 
 
-async def _events(hub: Hub, resolved: EntryFilter, after: int | None, heartbeat: float) -> AsyncIterator[Any]:
+Allowed = Callable[[], Awaitable[bool]]
+
+
+async def _events(
+    hub: Hub, resolved: EntryFilter, after: int | None, heartbeat: float, allowed: Allowed | None
+) -> AsyncIterator[Any]:
     yield ServerSentEventMessage(comment="sitrep entry stream", data=None, retry=2000)
+    checked = time.monotonic()
     async for change in follow(hub, resolved, after, heartbeat):
+        if allowed is not None and time.monotonic() - checked >= heartbeat:
+            if not await allowed():
+                return  # the key was revoked, expired or rotated: the stream ends
+            checked = time.monotonic()
         yield ServerSentEventMessage(comment="heartbeat", data=None) if change is None else event_of(change)
+
+
+async def _key_check(request: Request[Any, Any, Any]) -> Allowed | None:
+    """For a stream opened with a key (or its token): whether that key still holds, asked at
+    most once a heartbeat (from the per-process key cache, which NOTIFY keeps fresh)."""
+    key_id = caller_of(request).key_id
+    if key_id is None:
+        return None
+    keyring = services_of(request).keyring
+    opened = await keyring.lookup(key_id)
+    if opened is None:
+        return None
+
+    async def allowed() -> bool:
+        try:
+            now = await keyring.lookup(key_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return True  # cannot tell now: the next check asks again
+        return (
+            now is not None and now.secret_hash == opened.secret_hash and now.row.state(datetime.now(UTC)) == "active"
+        )
+
+    return allowed
 
 
 @get(
@@ -118,8 +152,9 @@ async def stream_entries(
     query.done()
     async with hub.pool.acquire() as proxy:
         resolved = await hub.resolve(cast(asyncpg.Connection, proxy), filter)  # an unknown slug: 404
+    allowed = await _key_check(request) if "auth" in request.app.state else None
     return ServerSentEvent(
-        _events(hub, resolved, after, request.app.state.live_heartbeat),
+        _events(hub, resolved, after, request.app.state.live_heartbeat, allowed),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 
+from db import keys as keydb
+from db.migrate import migrate
 from tests.api.test_cli_import import SITREP
 from tests.conftest import REPO
 
@@ -39,12 +42,14 @@ def _env(dsn: str, data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def serving(dsn: str, data_dir: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], list[str], int]]:
+def serving(
+    dsn: str, data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], list[str], int]]:
     """Start `sitrep serve` and wait for its "serving" line; yield it, its stderr lines so far, its port."""
     port = spare_port()
     proc = subprocess.Popen(
         [str(SITREP), "serve", "--port", str(port), *args],
-        env=_env(dsn, data_dir),
+        env={**_env(dsn, data_dir), **(env or {})},
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -147,3 +152,42 @@ def test_serve_options_have_help_text(tmp_path: Path) -> None:
         assert option in run.stdout, option
         after = run.stdout.split(option, 1)[1]
         assert words in " ".join(after.split()[:40]), option
+
+
+async def test_a_browser_opens_a_stream_with_a_token_and_it_ends_when_the_key_is_revoked(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await migrate(conn)
+        _, key = await keydb.create_key(conn, "serve-test-secret", name="browser", scopes=["read"], rate=1000)
+    finally:
+        await conn.close()
+    fast = {"SITREP_REQUIRE_KEY": "true", "SITREP_HEARTBEAT_SECONDS": "0.3"}
+    with serving(db_dsn, tmp_path, "--access-log", env=fast) as (proc, _, port):
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            assert (await http.get("/v1/stream/entries")).status_code == 401
+            issued = await http.post("/v1/stream/tokens", headers={"X-API-Key": key})
+            token = issued.json()["token"]
+            async with (
+                http.stream("GET", "/v1/stream/entries", params={"token": token}) as by_token,
+                http.stream("GET", "/v1/stream/entries", headers={"X-API-Key": key}) as by_key,
+            ):
+                assert by_token.status_code == by_key.status_code == 200
+                lines = by_token.aiter_lines()
+                assert await anext(lines) == ": sitrep entry stream"
+                conn = await asyncpg.connect(db_dsn)
+                try:
+                    await keydb.revoke_key(conn, keydb.parse_token(key)[0])  # type: ignore[index]
+                finally:
+                    await conn.close()
+                started = time.monotonic()
+                rest = [line async for line in lines]  # ends: the server closes the stream
+                assert all(line in ("", ": heartbeat", "retry: 2000") for line in rest), rest
+                await by_key.aread()  # ends too
+                assert time.monotonic() - started < 5
+            refused = await http.get("/v1/stream/entries", params={"token": token})
+            assert refused.status_code == 401
+        out, _ = _stop(proc)
+    assert token not in out  # the access log masks it
