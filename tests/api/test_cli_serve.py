@@ -19,7 +19,7 @@ import httpx
 from db import keys as keydb
 from db.migrate import migrate
 from tests.api.test_cli_import import SITREP
-from tests.conftest import REPO
+from tests.conftest import REPO, embedded_data_dir
 
 START_TIMEOUT = 30.0  # seconds: migrations on a fresh database and the app's startup
 
@@ -191,3 +191,40 @@ async def test_a_browser_opens_a_stream_with_a_token_and_it_ends_when_the_key_is
             assert refused.status_code == 401
         out, _ = _stop(proc)
     assert token not in out  # the access log masks it
+
+
+def test_the_embedded_servers_log_stays_out_of_the_terminal_and_its_path_is_printed() -> None:
+    with embedded_data_dir() as data_dir:
+        env = {k: v for k, v in _env("", data_dir).items() if k != "DATABASE_URL"}
+        port = spare_port()
+        proc = subprocess.Popen(
+            [str(SITREP), "serve", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            lines: list[str] = []
+            deadline = time.monotonic() + START_TIMEOUT
+            while not any("serving on" in line for line in lines):
+                assert time.monotonic() < deadline, lines
+                if select.select([proc.stderr], [], [], 0.5)[0]:
+                    line = proc.stderr.readline()
+                    assert line, f"serve exited ({proc.poll()}): {lines}"
+                    lines.append(line.rstrip("\n"))
+            log = data_dir / "pgdata" / "log"
+            assert f"embedded PostgreSQL in {data_dir}; its log: {log}" in lines
+            assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+            out, err = _stop(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+        assert proc.returncode == 0
+        terminal = "\n".join(lines) + out + err
+        assert "database system is ready" in log.read_text()  # PostgreSQL's own log, in its file
+        for chatter in ("database system", "LOG:", "pg_ctl", "initdb", "server started"):
+            assert chatter not in terminal, terminal
