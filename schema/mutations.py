@@ -9,7 +9,7 @@ Idempotency as REST (db/idempotency.py): a mutation given an `idempotencyKey` ar
 sent with an `Idempotency-Key` HTTP header, runs once per key and key holder; the same key
 with the same arguments answers what it answered the first time (without writing again),
 the same key with other arguments is refused (BAD_USER_INPUT, `extensions.reason`
-IDEMPOTENCY_KEY_REUSED). The header covers a document's one mutation; when a document has
+IDEMPOTENCY_KEY_REUSED). A response with a replayed mutation says `Idempotent-Replayed: true`. The header covers a document's one mutation; when a document has
 several, each uses `<header>#<its response name>`. Keys are shared with REST's, per key holder.
 """
 
@@ -111,6 +111,8 @@ async def _once(
             field="idempotencyKey",
             extensions={"reason": "IDEMPOTENCY_KEY_REUSED"},
         ) from exc
+    if answer.replayed:
+        _ctx(info).replayed = True
     return msgspec.json.decode(answer.body, type=kind)
 
 

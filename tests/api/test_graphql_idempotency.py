@@ -31,10 +31,17 @@ async def _entries(conn: asyncpg.Connection) -> int:
 async def test_the_argument_replays_and_refuses_a_different_request(
     client: AsyncTestClient[Any], writer: dict[str, str], catalog: None, conn: asyncpg.Connection
 ) -> None:
-    first = await _post(client, writer, CREATE, input=INPUT, key="create-1")
+    made = await client.post(
+        "/graphql", json={"query": CREATE, "variables": {"input": INPUT, "key": "create-1"}}, headers=writer
+    )
+    first = made.json()
     assert "errors" not in first, first
-    again = await _post(client, writer, CREATE, input=INPUT, key="create-1")
-    assert again == first  # the same entry, the same answer
+    assert "idempotent-replayed" not in made.headers
+    replayed = await client.post(
+        "/graphql", json={"query": CREATE, "variables": {"input": INPUT, "key": "create-1"}}, headers=writer
+    )
+    assert replayed.json() == first  # the same entry, the same answer
+    assert replayed.headers["idempotent-replayed"] == "true"
     assert await _entries(conn) == 1
 
     other = await _post(client, writer, CREATE, input={**INPUT, "headline": "Something else"}, key="create-1")
