@@ -12,10 +12,11 @@ from litestar.response import Response
 
 from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespan
 from api.caching import HttpCachingMiddleware
+from api.compression import CompressionMiddleware
 from api.controllers import read as read_routes
 from api.controllers.changes import list_changes
 from api.controllers.keys import KeysController
-from api.controllers.stream import stream_entries
+from api.controllers.stream import create_stream_token, stream_entries
 from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
@@ -83,6 +84,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             *read_routes.route_handlers,
             list_changes,
             stream_entries,
+            create_stream_token,
             *graphql_routes(),
         ],
         lifespan=[lifespan, auth_lifespan(settings, dsn), live_lifespan(dsn)],
@@ -93,6 +95,10 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         middleware=[HttpCachingMiddleware()],
     )
     # before routing, outermost first: keys, rate limits and CORS for every request and WebSocket;
-    # metrics for every request that gets past them, matched or not; HEAD answered as GET without the body
-    app.asgi_handler = AuthMiddleware(metrics.wrap(HeadMiddleware(app.asgi_handler)))
+    # metrics for every request that gets past them, matched or not; HEAD answered as GET without the
+    # body; compression of the finished body (its ETag already computed by the caching middleware)
+    inner = app.asgi_handler
+    if settings.compression:
+        inner = CompressionMiddleware(inner, min_bytes=settings.compress_min_bytes)
+    app.asgi_handler = AuthMiddleware(metrics.wrap(HeadMiddleware(inner)))
     return app

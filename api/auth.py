@@ -32,6 +32,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import asyncpg
 import msgspec
@@ -46,7 +47,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from api import cors
+from api import cors, stream_tokens
 from api.ratelimit import Limiter, RateDecision, charge, charge_after
 from api.settings import Settings
 from db import keys as keydb
@@ -401,20 +402,38 @@ class AuthServices:
         stored = await self.keyring.lookup(key_id)
         if stored is None or not keydb.secret_matches(self.pepper, key_id, secret, stored.secret_hash):
             raise Unauthenticated("unknown API key")
+        return self._caller(stored, client)
+
+    def _caller(self, stored: keydb.StoredKey, client: str) -> Caller:
         state = stored.row.state(datetime.now(UTC))
         if state == "revoked":
             raise Unauthenticated("this API key was revoked")
         if state == "expired":
             raise Unauthenticated("this API key has expired")
-        self.keyring.touch(key_id)
+        self.keyring.touch(stored.row.id)
         return Caller(
-            key_id=key_id,
+            key_id=stored.row.id,
             name=stored.row.name,
             scopes=frozenset(stored.row.scopes),
             rate=stored.row.rate,
             client=client,
             origins=stored.row.origins,
         )
+
+    async def caller_for_stream_token(self, token: str, client: str) -> Caller:
+        """The key a stream token stands for (api/stream_tokens.py), checked as the key itself is."""
+        parsed = stream_tokens.parse(token.strip())
+        if parsed is None:
+            raise Unauthenticated("malformed stream token: expected one from POST /v1/stream/tokens")
+        key_id, expires, signature = parsed
+        if expires <= time.time():
+            raise Unauthenticated("this stream token has expired; get a new one from POST /v1/stream/tokens")
+        stored = await self.keyring.lookup(key_id)
+        if stored is None or not stream_tokens.signed(
+            self.settings.secret, key_id, expires, signature, stored.secret_hash
+        ):
+            raise Unauthenticated("unknown stream token")
+        return self._caller(stored, client)
 
     async def caller_for_headers(self, headers: dict[str, str], client: str) -> Caller | None:
         """The caller the request's credentials name; None when it carries none."""
@@ -541,6 +560,17 @@ async def _send_problem(
     await _emit(send, {"type": "http.response.body", "body": body})
 
 
+def _stream_token(scope: Scope, method: str) -> str | None:
+    """`?token=` where a stream token is a credential (GET /v1/stream/*), else None."""
+    if not stream_tokens.accepted_on(method, scope["path"]):
+        return None
+    query_string: bytes = scope.get("query_string", b"")
+    if b"token=" not in query_string:
+        return None
+    values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True).get("token")
+    return None if values is None else values[-1]
+
+
 def _documentation(scope: Scope, method: str, headers: dict[str, str]) -> bool:
     path: str = scope["path"]
     if path in DOC_PATHS or path.startswith(DOC_PREFIX):
@@ -575,22 +605,30 @@ class AuthMiddleware:
         method = str(scope.get("method", "GET"))
         origin = headers.get("origin")
         global_origins = services.settings.cors_origins
-        cors_out = cors.response_headers(origin) if origin and cors.globally_allowed(origin, global_origins) else []
+        token = _stream_token(scope, method)
+        credentials = "authorization" in headers or "x-api-key" in headers or token is not None
+        if not credentials and method in cors.PUBLIC_METHODS:
+            cors_out = cors.public_headers()  # an anonymous read: any page may read it (api/cors.py)
+        elif origin and cors.globally_allowed(origin, global_origins):
+            cors_out = cors.response_headers(origin)
+        else:
+            cors_out = []
 
         if cors.is_preflight(method, headers):
             assert origin is not None
             if cors.globally_allowed(origin, global_origins) or origin.lower() in services.keyring.origins:
-                await _emit(
-                    send, {"type": "http.response.start", "status": 204, "headers": cors.preflight_headers(origin)}
-                )
-                await _emit(send, {"type": "http.response.body", "body": b""})
+                allowed = cors.preflight_headers(origin)
+            elif cors.public_preflight(headers):
+                allowed = cors.public_preflight_headers()
             else:
                 services.refused[403] += 1
                 await _send_problem(send, 403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
+                return
+            await _emit(send, {"type": "http.response.start", "status": 204, "headers": allowed})
+            await _emit(send, {"type": "http.response.body", "body": b""})
             return
 
         client = (scope.get("client") or ("", 0))[0]
-        credentials = "authorization" in headers or "x-api-key" in headers
         if credentials and (wait := services.blocked_for(client)):
             services.refused[429] += 1
             await _send_problem(
@@ -599,7 +637,12 @@ class AuthMiddleware:
             )  # fmt: skip
             return
         try:
-            caller = await services.caller_for_headers(headers, client)
+            if token is None:
+                caller = await services.caller_for_headers(headers, client)
+            elif "authorization" in headers or "x-api-key" in headers:
+                raise Unauthenticated("give a key header or a stream token, not both")
+            else:
+                caller = await services.caller_for_stream_token(token, client)
             if caller is None:
                 if services.settings.require_key and not _documentation(scope, method, headers):
                     raise Unauthenticated("an API key is required", invalid_token=False)

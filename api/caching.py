@@ -60,6 +60,14 @@ def if_none_match_hits(header: str, etag: str) -> bool:
     return any(_opaque(candidate) == ours for candidate in _split_tags(header))
 
 
+def if_match_hits(header: str, etag: str) -> bool:
+    """Whether an If-Match value (`*`, or a list of tags) matches `etag`, strongly compared
+    (RFC 9110 §13.1.1): a weak tag never matches."""
+    if header.strip() == "*":
+        return True
+    return any(candidate.strip() == etag for candidate in _split_tags(header))
+
+
 def _split_tags(header: str) -> Iterable[str]:
     # entity tags are quoted and cannot contain '"', so splitting on commas outside quotes is exact
     tag, quoted = "", False

@@ -39,7 +39,10 @@ def database(settings: Settings) -> Iterator[str]:
     try:
         dsn, server = embedded.start(settings.data_dir)
     except Exception as exc:  # the wheel's failures are many and untyped
-        raise CliError(f"could not start the embedded PostgreSQL in {settings.data_dir}: {exc}") from exc
+        raise CliError(
+            f"could not start the embedded PostgreSQL in {settings.data_dir}: {exc}"
+            f" (see {embedded.wheel_log_path(settings.data_dir)} and {embedded.log_path(settings.data_dir)})"
+        ) from exc
     try:
         yield dsn
     finally:
@@ -93,16 +96,54 @@ def migrate(settings: Settings) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every IPv4 interface)."
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port to listen on.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (each with its own pool and caches).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log one line per request on stdout (stream tokens in URLs are masked).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json: one JSON object a line (time, level, logger, message or request fields).",
+)
 @click.pass_obj
-def serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    """Serve the API (the embedded database and the sample data unless DATABASE_URL is set)."""
-    import uvicorn
+def serve(settings: Settings, host: str, port: int, workers: int, access_log: bool, log_format: str) -> None:
+    """Serve the API (the embedded database and the sample data unless DATABASE_URL is set).
 
-    with database(settings) as dsn:
+    The port is bound first: if it is taken, this says so and exits with 1 before starting
+    anything. "serving on" is printed once the app is up and answering.
+    """
+    import logging.config
+
+    from api import logformat, serving
+
+    log_config = logformat.config(log_format, access_log)
+    logging.config.dictConfig(log_config)
+    say = logging.getLogger("sitrep.serve").info
+    try:
+        sock = serving.bind(host, port)
+    except serving.BindError as exc:
+        raise CliError(str(exc)) from exc
+    with sock, database(settings) as dsn:
         os.environ["DATABASE_URL"] = dsn
+        if not settings.database_url:
+            from db import embedded
+
+            say(f"embedded PostgreSQL in {settings.data_dir}; its log: {embedded.log_path(settings.data_dir)}")
 
         async def prepare(conn: asyncpg.Connection) -> None:
             if settings.load_sample:
@@ -110,20 +151,13 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
                 loaded = await load_sample_if_empty(conn)
                 if loaded:
-                    click.echo(f"loaded the sample dataset: {loaded}", err=True)
+                    say(f"loaded the sample dataset: {loaded}")
 
         run_db(msgspec.structs.replace(settings, database_url=dsn), prepare)
-        click.echo(f"sitrep serving on http://{host}:{port} (docs at /docs, GraphQL at /graphql)", err=True)
-        uvicorn.run(
-            "api.asgi:app",
-            host=host,
-            port=port,
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            log_level="warning",
-            access_log=False,
-        )
+        bound_port = sock.getsockname()[1]
+        ready = f"sitrep serving on http://{host}:{bound_port} (docs at /docs, GraphQL at /graphql)"
+        if not serving.run(sock, workers=workers, log_config=log_config, access_log=access_log, ready=ready):
+            raise CliError("the server did not start; see the messages above")
 
 
 @cli.command()

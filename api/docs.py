@@ -202,6 +202,14 @@ FEATURE_COLLECTION_SCHEMA: dict[str, Any] = {
         "page": {"type": "object", "description": "The page, as in the JSON answer"},
     },
 }
+IF_MATCH: dict[str, Any] = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "Write only if the resource still has this ETag (from a GET), or `*`: it exists;"
+    " otherwise 412 and nothing is written.",
+    "schema": {"type": "string"},
+}
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 _WRITES = ("post", "put", "patch", "delete")
 
@@ -220,6 +228,8 @@ def _problem_statuses(path: str, method: str, offered: bool) -> list[int]:
         statuses.append(403)
     if method in ("post", "put", "patch"):
         statuses += [409, 413, 422]
+    if method in ("patch", "delete") and not path.startswith("/v1/keys"):
+        statuses.append(412)  # a stale If-Match (api/controllers/writes.py)
     if offered:
         statuses.append(406)
     return sorted(statuses)
@@ -277,6 +287,8 @@ def refine(doc: dict[str, Any]) -> dict[str, Any]:
                 existing = responses.get(str(status))
                 if existing is None or _is_litestar_default(existing):
                     responses[str(status)] = _problem(status)
+            if method in ("patch", "delete") and path.startswith("/v1/") and not path.startswith("/v1/keys"):
+                op.setdefault("parameters", []).append(IF_MATCH)
             if method == "get" and path.startswith("/v1/") and "200" in responses:
                 responses.setdefault("304", {"description": "Not Modified: the If-None-Match tag still matches"})
             if offered is not None and "200" in responses:

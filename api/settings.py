@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     entry_cache_mb: int = 64  # rendered entries kept for JSON lists (api/entry_cache.py); 0: none
     export_slots: int = 2  # whole-result exports running at once per instance, each on its own connection
     export_per_caller: int = 1  # of those, how many one key (or anonymous address) may run
+    compression: bool = True  # brotli/gzip for clients that ask (api/compression.py)
+    compress_min_bytes: int = 1024  # smaller bodies go as they are
 
 
 def _bool(value: str) -> bool:
@@ -86,4 +88,6 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         entry_cache_mb=int(env.get("SITREP_ENTRY_CACHE_MB", "64")),
         export_slots=int(env.get("SITREP_EXPORT_SLOTS", "2")),
         export_per_caller=int(env.get("SITREP_EXPORT_PER_CALLER", "1")),
+        compression=_bool(env.get("SITREP_COMPRESSION", "true")),
+        compress_min_bytes=int(env.get("SITREP_COMPRESS_MIN_BYTES", "1024")),
     )

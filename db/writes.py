@@ -386,8 +386,7 @@ def _given(value: Any) -> Any:
 async def update_entry(conn: asyncpg.Connection, entry_id: int, patch: EntryPatch) -> None:
     """Change the given fields; given link lists and media replace the old ones wholesale."""
     async with conn.transaction():
-        if await conn.fetchval(query("write_lock_entry"), entry_id) is None:
-            raise NotFound(f"no entry {entry_id}", field="id")
+        await _lock_entry(conn, entry_id)
         blog_id = None if isinstance(patch.blog, UnsetType) else await resolve_blog(conn, patch.blog)
         await _guarded(
             conn.execute(
@@ -413,6 +412,18 @@ async def update_entry(conn: asyncpg.Connection, entry_id: int, patch: EntryPatc
         )
         if not isinstance(patch.media, UnsetType):
             await _guarded(_set_media(conn, entry_id, patch.media, replace=True))
+
+
+async def _lock_entry(conn: asyncpg.Connection, entry_id: int) -> None:
+    if await conn.fetchval(query("write_lock_entry"), entry_id) is None:
+        raise NotFound(f"no entry {entry_id}", field="id")
+
+
+async def locked_entry(conn: asyncpg.Connection, entry_id: int) -> rows.Entry:
+    """The entry as REST shows it, its row locked to the end of the caller's transaction, so a
+    conditional write (If-Match) compares against the state it then changes."""
+    await _lock_entry(conn, entry_id)
+    return await get_entry(conn, entry_id)
 
 
 async def delete_entry(conn: asyncpg.Connection, entry_id: int) -> None:
@@ -441,6 +452,26 @@ async def _resolve_one(conn: asyncpg.Connection, kind: str, ref: Ref) -> int:
     if not found:
         raise NotFound(f"no {kind[:-1]} {ref!r}", field="id")
     return int(found[0]["id"])
+
+
+async def _locked_one(conn: asyncpg.Connection, kind: str, ref: Ref) -> int:
+    """Resolve and lock an actor, location or source to the end of the caller's transaction."""
+    found_id = await _resolve_one(conn, kind, ref)
+    if await conn.fetchval(query(f"write_lock_{kind}"), found_id) is None:
+        raise NotFound(f"no {kind[:-1]} {ref!r}", field="id")
+    return found_id
+
+
+async def locked_actor(conn: asyncpg.Connection, ref: Ref) -> rows.Actor:
+    return await get_actor(conn, await _locked_one(conn, "actors", ref))
+
+
+async def locked_location(conn: asyncpg.Connection, ref: Ref) -> rows.Location:
+    return await get_location(conn, await _locked_one(conn, "locations", ref))
+
+
+async def locked_source(conn: asyncpg.Connection, ref: Ref) -> rows.Source:
+    return await get_source(conn, await _locked_one(conn, "sources", ref))
 
 
 def _flag(value: Any) -> tuple[bool, Any]:

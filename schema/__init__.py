@@ -16,6 +16,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from schema import limits
 from schema.errors import ErrorCodes
 from schema.query import Query
+from schema.scalars import SCALAR_OVERRIDES
 from schema.types import Actor, Blog, Entry, Location, Source
 
 
@@ -33,6 +34,7 @@ def build() -> strawberry.Schema:
         mutation=_optional("mutations", "Mutation"),
         subscription=_optional("subscriptions", "Subscription"),
         types=[Blog, Entry, Actor, Location, Source],
+        scalar_overrides=SCALAR_OVERRIDES,
         extensions=[
             # the HTTP controller checks these before execution; kept here for other transports
             lambda: QueryDepthLimiter(max_depth=limits.MAX_DEPTH),

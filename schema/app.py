@@ -117,7 +117,10 @@ async def _run(
     request.state.graphql_cost = outcome.cost
     if get_method and outcome.operation == "mutation":
         return Response(msgspec.json.encode(outcome.body), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
-    return _respond(outcome.body, cacheable=get_method)
+    response = _respond(outcome.body, cacheable=get_method)
+    if ctx.replayed:
+        response.headers["Idempotent-Replayed"] = "true"  # as REST says it
+    return response
 
 
 def _json_param(request: Request[Any, Any, Any], name: str) -> Any:

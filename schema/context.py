@@ -62,6 +62,7 @@ class GraphContext:
         self.caller = caller
         self.request = request
         self.cost = 0  # the estimate the rate limiter may charge
+        self.replayed = False  # a mutation answered from its idempotency key (schema/mutations.py)
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
 
     def loader(

@@ -13,7 +13,7 @@ and the request runs on Strawberry's executor instead.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from graphql import (
@@ -50,6 +50,7 @@ from schema.inputs import (
     entry_filter,
 )
 from schema.relay import to_global_id
+from schema.scalars import rfc3339  # the DateTime scalar's form, as Strawberry's path gives it
 from schema.types import NODE_TYPES, EntryKind
 
 Fields = dict[str, list[FieldNode]]  # response key -> the field nodes merged under it
@@ -251,7 +252,7 @@ def _slicer(objs: list[Any], offsets: list[int]) -> Callable[[int, Paged[Any], l
 # ---------------------------------------------------------------- scalar getters (as Strawberry serializes)
 
 
-def _iso(value: datetime | date | None) -> str | None:
+def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
@@ -270,8 +271,8 @@ def _common(type_name: str) -> dict[str, Callable[[Any], Any]]:
     return {
         "id": lambda r: to_global_id(type_name, r.id),
         "databaseId": _attr("id"),
-        "createdAt": lambda r: r.created_at.isoformat(),
-        "updatedAt": lambda r: r.updated_at.isoformat(),
+        "createdAt": lambda r: rfc3339(r.created_at),
+        "updatedAt": lambda r: rfc3339(r.updated_at),
     }
 
 
@@ -282,7 +283,7 @@ def _hero(key: str) -> Callable[[Any], Any]:
 SCALARS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "Entry": {
         **_common("Entry"),
-        "publishedAt": lambda r: r.published_at.isoformat(),
+        "publishedAt": lambda r: rfc3339(r.published_at),
         "kind": lambda r: _enum(r.kind),
         "headline": _attr("headline"),
         "body": _attr("body"),
@@ -296,7 +297,7 @@ SCALARS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "authors": _attr("authors"),
         "summary": _attr("summary"),
         "sourceUrl": _attr("source_url"),
-        "publishedAt": lambda r: r.published_at.isoformat(),
+        "publishedAt": lambda r: rfc3339(r.published_at),
         "entryCount": _attr("entry_count"),
     },
     "Actor": {
@@ -353,7 +354,7 @@ SCALARS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "altText": _hero("alt_text"),
     },
     "EntryActor": {"role": lambda r: _enum(r.role)},
-    "TimelineBucket": {"start": lambda r: r.start.isoformat(), "count": _attr("count")},
+    "TimelineBucket": {"start": lambda r: rfc3339(r.start), "count": _attr("count")},
 }
 
 

@@ -4,21 +4,32 @@ Each input becomes the same msgspec body REST decodes (`writes.convert_body`), s
 means and validates the same in both skins; references take a global id, a database id or
 a slug, as filters do. Only fields a client gave are passed on, so an update changes
 exactly those (`null` clears an optional field).
+
+Idempotency as REST (db/idempotency.py): a mutation given an `idempotencyKey` argument, or
+sent with an `Idempotency-Key` HTTP header, runs once per key and key holder; the same key
+with the same arguments answers what it answered the first time (without writing again),
+the same key with other arguments is refused (BAD_USER_INPUT, `extensions.reason`
+IDEMPOTENCY_KEY_REUSED). A response with a replayed mutation says `Idempotent-Replayed: true`. The header covers a document's one mutation; when a document has
+several, each uses `<header>#<its response name>`. Keys are shared with REST's, per key holder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
+import msgspec
 import strawberry
 from strawberry.types import Info
 
-from db import rows, writes
+from db import idempotency, rows, writes
+from db.errors import Conflict
+from db.ingest.store import ImportResult as Imported
 from schema.context import GraphContext
-from schema.errors import Forbidden, Unauthenticated
+from schema.errors import BadInput, Forbidden, Unauthenticated
 from schema.relay import from_global_id, to_global_id, to_ref
 from schema.types import (
     Actor,
@@ -36,6 +47,14 @@ from schema.types import (
 )
 
 UNSET: Any = strawberry.UNSET
+T = TypeVar("T")
+IdempotencyKey = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Run this mutation once per key: a retry with the same key and arguments answers the first"
+        " result; overrides the Idempotency-Key header."
+    ),
+]
 
 
 def _ctx(info: Info) -> GraphContext:
@@ -49,6 +68,52 @@ def require_write(info: Info) -> None:
     if caller is None or caller.key_id is None:
         raise Unauthenticated("this needs an API key with the 'write' scope")
     raise Forbidden("this key lacks the 'write' scope")
+
+
+def _idempotency_key(info: Info, given: str | None) -> str | None:
+    key = given
+    if key is None:
+        request = _ctx(info).request
+        header = None if request is None else request.headers.get("idempotency-key")
+        if header is None:
+            return None
+        fields = info.operation.selection_set.selections
+        key = header if len(fields) == 1 else f"{header}#{info.path.key}"
+    if not 1 <= len(key) <= 255:
+        raise BadInput("idempotencyKey: 1 to 255 characters", field="idempotencyKey")
+    return key
+
+
+async def _once(
+    info: Info, given_key: str | None, what: object, kind: type[T], run: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """`run` in the write's transaction, or the answer it gave the first time under this key."""
+    key = _idempotency_key(info, given_key)
+    if key is None:
+        return await _ctx(info).db.run(run)
+    caller = _ctx(info).caller
+    field = info.field_name
+    hashed = idempotency.request_hash("GRAPHQL", field, msgspec.json.encode(what))
+
+    async def work(conn: asyncpg.Connection) -> idempotency.Answer:
+        return idempotency.Answer(status=200, body=msgspec.json.encode(await run(conn)))
+
+    async def once(conn: asyncpg.Connection) -> idempotency.Answer:
+        return await idempotency.once(conn, caller=caller.key_id, key=key, hashed=hashed, work=work)
+
+    try:
+        answer = await _ctx(info).db.run(once)
+    except Conflict as exc:
+        if exc.field != "Idempotency-Key":
+            raise
+        raise BadInput(
+            exc.detail.replace("Idempotency-Key", "idempotency key"),
+            field="idempotencyKey",
+            extensions={"reason": "IDEMPOTENCY_KEY_REUSED"},
+        ) from exc
+    if answer.replayed:
+        _ctx(info).replayed = True
+    return msgspec.json.decode(answer.body, type=kind)
 
 
 def _given(obj: object, renames: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -267,27 +332,29 @@ def _entry(doc: rows.Entry) -> Entry:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create a blog.")
-    async def create_blog(self, info: Info, input: CreateBlogInput) -> Blog:
+    async def create_blog(self, info: Info, input: CreateBlogInput, idempotency_key: IdempotencyKey = None) -> Blog:
         require_write(info)
         body = writes.convert_body(_given(input), writes.BlogCreate)
 
         async def run(conn: asyncpg.Connection) -> rows.Blog:
             return await writes.get_blog(conn, await writes.create_blog(conn, body))
 
-        return Blog.from_row(await _ctx(info).db.run(run))
+        return Blog.from_row(await _once(info, idempotency_key, body, rows.Blog, run))
 
     @strawberry.mutation(description="Publish an entry.")
-    async def create_entry(self, info: Info, input: CreateEntryInput) -> Entry:
+    async def create_entry(self, info: Info, input: CreateEntryInput, idempotency_key: IdempotencyKey = None) -> Entry:
         require_write(info)
         body = writes.convert_body(_given(input, _ENTRY_REFS), writes.EntryCreate)
 
         async def run(conn: asyncpg.Connection) -> rows.Entry:
             return await writes.get_entry(conn, await writes.create_entry(conn, body, writes.load_linker))
 
-        return _entry(await _ctx(info).db.run(run))
+        return _entry(await _once(info, idempotency_key, body, rows.Entry, run))
 
     @strawberry.mutation(description="Change an entry's given fields.")
-    async def update_entry(self, info: Info, id: strawberry.ID, input: UpdateEntryInput) -> Entry:
+    async def update_entry(
+        self, info: Info, id: strawberry.ID, input: UpdateEntryInput, idempotency_key: IdempotencyKey = None
+    ) -> Entry:
         require_write(info)
         entry_id = _entry_id(id)
         body = writes.convert_body(_given(input, _ENTRY_REFS), writes.EntryPatch)
@@ -296,27 +363,35 @@ class Mutation:
             await writes.update_entry(conn, entry_id, body)
             return await writes.get_entry(conn, entry_id)
 
-        return _entry(await _ctx(info).db.run(run))
+        return _entry(await _once(info, idempotency_key, [entry_id, body], rows.Entry, run))
 
     @strawberry.mutation(description="Delete an entry.")
-    async def delete_entry(self, info: Info, id: strawberry.ID) -> DeleteEntryPayload:
+    async def delete_entry(
+        self, info: Info, id: strawberry.ID, idempotency_key: IdempotencyKey = None
+    ) -> DeleteEntryPayload:
         require_write(info)
         entry_id = _entry_id(id)
-        await _ctx(info).db.run(writes.delete_entry, entry_id)
+
+        async def run(conn: asyncpg.Connection) -> None:
+            await writes.delete_entry(conn, entry_id)
+
+        await _once(info, idempotency_key, entry_id, type(None), run)
         return DeleteEntryPayload(deleted_id=strawberry.ID(to_global_id("Entry", entry_id)), database_id=entry_id)
 
     @strawberry.mutation(description="Create an actor.")
-    async def create_actor(self, info: Info, input: CreateActorInput) -> Actor:
+    async def create_actor(self, info: Info, input: CreateActorInput, idempotency_key: IdempotencyKey = None) -> Actor:
         require_write(info)
         body = writes.convert_body(_given(input), writes.ActorCreate)
 
         async def run(conn: asyncpg.Connection) -> rows.Actor:
             return await writes.get_actor(conn, await writes.create_actor(conn, body))
 
-        return Actor.from_row(await _ctx(info).db.run(run))
+        return Actor.from_row(await _once(info, idempotency_key, body, rows.Actor, run))
 
     @strawberry.mutation(description="Change an actor's given fields; `id` is a global id, database id or slug.")
-    async def update_actor(self, info: Info, id: str, input: UpdateActorInput) -> Actor:
+    async def update_actor(
+        self, info: Info, id: str, input: UpdateActorInput, idempotency_key: IdempotencyKey = None
+    ) -> Actor:
         require_write(info)
         ref = _ref_of("Actor", id)
         body = writes.convert_body(_given(input), writes.ActorPatch)
@@ -324,20 +399,24 @@ class Mutation:
         async def run(conn: asyncpg.Connection) -> rows.Actor:
             return await writes.get_actor(conn, await writes.update_actor(conn, ref, body))
 
-        return Actor.from_row(await _ctx(info).db.run(run))
+        return Actor.from_row(await _once(info, idempotency_key, [ref, body], rows.Actor, run))
 
     @strawberry.mutation(description="Create a location.")
-    async def create_location(self, info: Info, input: CreateLocationInput) -> Location:
+    async def create_location(
+        self, info: Info, input: CreateLocationInput, idempotency_key: IdempotencyKey = None
+    ) -> Location:
         require_write(info)
         body = writes.convert_body(_given(input, _PARENT), writes.LocationCreate)
 
         async def run(conn: asyncpg.Connection) -> rows.Location:
             return await writes.get_location(conn, await writes.create_location(conn, body))
 
-        return Location.from_row(await _ctx(info).db.run(run))
+        return Location.from_row(await _once(info, idempotency_key, body, rows.Location, run))
 
     @strawberry.mutation(description="Change a location's given fields; `id` is a global id, database id or slug.")
-    async def update_location(self, info: Info, id: str, input: UpdateLocationInput) -> Location:
+    async def update_location(
+        self, info: Info, id: str, input: UpdateLocationInput, idempotency_key: IdempotencyKey = None
+    ) -> Location:
         require_write(info)
         ref = _ref_of("Location", id)
         body = writes.convert_body(_given(input, _PARENT), writes.LocationPatch)
@@ -345,20 +424,24 @@ class Mutation:
         async def run(conn: asyncpg.Connection) -> rows.Location:
             return await writes.get_location(conn, await writes.update_location(conn, ref, body))
 
-        return Location.from_row(await _ctx(info).db.run(run))
+        return Location.from_row(await _once(info, idempotency_key, [ref, body], rows.Location, run))
 
     @strawberry.mutation(description="Create a source.")
-    async def create_source(self, info: Info, input: CreateSourceInput) -> Source:
+    async def create_source(
+        self, info: Info, input: CreateSourceInput, idempotency_key: IdempotencyKey = None
+    ) -> Source:
         require_write(info)
         body = writes.convert_body(_given(input), writes.SourceCreate)
 
         async def run(conn: asyncpg.Connection) -> rows.Source:
             return await writes.get_source(conn, await writes.create_source(conn, body))
 
-        return Source.from_row(await _ctx(info).db.run(run))
+        return Source.from_row(await _once(info, idempotency_key, body, rows.Source, run))
 
     @strawberry.mutation(description="Change a source's given fields; `id` is a global id, database id or slug.")
-    async def update_source(self, info: Info, id: str, input: UpdateSourceInput) -> Source:
+    async def update_source(
+        self, info: Info, id: str, input: UpdateSourceInput, idempotency_key: IdempotencyKey = None
+    ) -> Source:
         require_write(info)
         ref = _ref_of("Source", id)
         body = writes.convert_body(_given(input), writes.SourcePatch)
@@ -366,17 +449,17 @@ class Mutation:
         async def run(conn: asyncpg.Connection) -> rows.Source:
             return await writes.get_source(conn, await writes.update_source(conn, ref, body))
 
-        return Source.from_row(await _ctx(info).db.run(run))
+        return Source.from_row(await _once(info, idempotency_key, [ref, body], rows.Source, run))
 
     @strawberry.mutation(description="Import a live-blog page given as text, as `sitrep import` does.")
-    async def import_page(self, info: Info, text: str) -> ImportResult:
+    async def import_page(self, info: Info, text: str, idempotency_key: IdempotencyKey = None) -> ImportResult:
         require_write(info)
 
-        async def run(conn: asyncpg.Connection) -> tuple[Any, rows.Blog]:
+        async def run(conn: asyncpg.Connection) -> tuple[Imported, rows.Blog]:
             result = await writes.import_page_text(conn, text.encode())
             return result, await writes.get_blog(conn, result.blog_id)
 
-        result, blog = await _ctx(info).db.run(run)
+        result, blog = await _once(info, idempotency_key, text, tuple[Imported, rows.Blog], run)
         return ImportResult(
             blog=Blog.from_row(blog),
             blog_change=result.blog,

@@ -5,27 +5,42 @@ the entry JSON (for `deleted`, the entry's last state). A client that reconnects
 `Last-Event-ID` (or `?last_event_id=`) first gets the matching events it missed, from the
 change log, then the live tail. A comment line every HEARTBEAT seconds keeps proxies from
 closing an idle stream. The stream ends if the client falls too far behind; it resumes.
+
+Browsers' EventSource cannot send a key: `POST /v1/stream/tokens` (with the key) gives a
+short-lived token to pass as `?token=` instead (api/stream_tokens.py). A stream opened with a
+key or a token ends at the next heartbeat after that key is revoked, expires or is rotated.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import asyncpg
 import msgspec
-from litestar import Request, get
+from litestar import Request, get, post
 from litestar.params import QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Response, ServerSentEvent, ServerSentEventMessage
 
 from api import params as p
+from api import stream_tokens
+from api.auth import Unauthenticated, caller_of, check_scope, services_of
 from api.live import Hub, follow
 from db import rows
 from db.changes import Change
 from db.filters import EntryFilter
 
 EVENT_TYPE = {"create": "created", "update": "updated", "delete": "deleted"}
+TokenParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="A stream token from POST /v1/stream/tokens, for clients that cannot send a key header"
+        " (browsers' EventSource). Never put the key itself in a URL."
+    ),
+]
 LastEventIdParam = Annotated[
     str | None,
     QueryParameter(description="Resume after this event id (a seq), as the Last-Event-ID header does."),
@@ -51,10 +66,43 @@ def event_of(change: Change) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=_data(change), event=EVENT_TYPE[change.op], id=change.seq)
 
 
-async def _events(hub: Hub, resolved: EntryFilter, after: int | None, heartbeat: float) -> AsyncIterator[Any]:
+Allowed = Callable[[], Awaitable[bool]]
+
+
+async def _events(
+    hub: Hub, resolved: EntryFilter, after: int | None, heartbeat: float, allowed: Allowed | None
+) -> AsyncIterator[Any]:
     yield ServerSentEventMessage(comment="sitrep entry stream", data=None, retry=2000)
+    checked = time.monotonic()
     async for change in follow(hub, resolved, after, heartbeat):
+        if allowed is not None and time.monotonic() - checked >= heartbeat:
+            if not await allowed():
+                return  # the key was revoked, expired or rotated: the stream ends
+            checked = time.monotonic()
         yield ServerSentEventMessage(comment="heartbeat", data=None) if change is None else event_of(change)
+
+
+async def _key_check(request: Request[Any, Any, Any]) -> Allowed | None:
+    """For a stream opened with a key (or its token): whether that key still holds, asked at
+    most once a heartbeat (from the per-process key cache, which NOTIFY keeps fresh)."""
+    key_id = caller_of(request).key_id
+    if key_id is None:
+        return None
+    keyring = services_of(request).keyring
+    opened = await keyring.lookup(key_id)
+    if opened is None:
+        return None
+
+    async def allowed() -> bool:
+        try:
+            now = await keyring.lookup(key_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return True  # cannot tell now: the next check asks again
+        return (
+            now is not None and now.secret_hash == opened.secret_hash and now.row.state(datetime.now(UTC)) == "active"
+        )
+
+    return allowed
 
 
 @get(
@@ -82,10 +130,12 @@ async def stream_entries(
     kind: p.EntryKindParam = None,
     bbox: p.BBoxParam = None,
     last_event_id: LastEventIdParam = None,
+    token: TokenParam = None,
 ) -> ServerSentEvent:
     hub: Hub = request.app.state.live
     query = p.Query(request)
     filter = query.entry_filter()
+    query.one("token")  # checked by the key middleware; here only its shape as a parameter
     given = query.one("last_event_id")
     header = request.headers.get("last-event-id")
     after = None
@@ -102,7 +152,41 @@ async def stream_entries(
     query.done()
     async with hub.pool.acquire() as proxy:
         resolved = await hub.resolve(cast(asyncpg.Connection, proxy), filter)  # an unknown slug: 404
+    allowed = await _key_check(request) if "auth" in request.app.state else None
     return ServerSentEvent(
-        _events(hub, resolved, after, request.app.state.live_heartbeat),
+        _events(hub, resolved, after, request.app.state.live_heartbeat, allowed),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+class StreamToken(msgspec.Struct, frozen=True, kw_only=True):
+    token: str
+    expires_at: datetime
+
+
+@post(
+    stream_tokens.ISSUE_PATH,
+    operation_id="createStreamToken",
+    tags=["entries"],
+    summary="A short-lived token for opening a stream where no key header can be sent (EventSource)",
+    description=(
+        f"Needs a key with the `read` scope. The token is valid for {stream_tokens.TTL // 60} minutes, only as"
+        " `?token=` on GET /v1/stream/*, with the key's scopes, rate and origins; it stops working when the key"
+        " is revoked, expires or is rotated. A stream opened in time runs on; to reconnect later, get a new token."
+    ),
+    status_code=200,
+)
+async def create_stream_token(request: Request[Any, Any, Any]) -> Response[StreamToken]:
+    caller = caller_of(request)
+    check_scope(caller, "read")
+    assert caller.key_id is not None  # an anonymous POST never gets here (api/auth.py)
+    services = services_of(request)
+    stored = await services.keyring.lookup(caller.key_id)
+    if stored is None:
+        raise Unauthenticated("unknown API key")
+    expires = int(time.time()) + stream_tokens.TTL
+    token = stream_tokens.issue(services.settings.secret, caller.key_id, stored.secret_hash, expires)
+    return Response(
+        StreamToken(token=token, expires_at=datetime.fromtimestamp(expires, UTC)),
+        headers={"Cache-Control": "no-store"},
     )

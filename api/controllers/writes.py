@@ -4,6 +4,10 @@ Each handler reads the raw body (so a retry with an Idempotency-Key is recognise
 bytes), decodes it into the db.writes Struct, and runs the write and the key's record in
 one transaction (db.idempotency.once). Answers are the resource as the read API shows it;
 failures become problem details in api/errors.py's one table.
+
+PATCH and DELETE honour `If-Match`: in the write's transaction the row is locked and the
+ETag of its GET representation computed; a tag that is not it (compared strongly) is a 412
+and nothing is written. `If-Match: *` only asks that the resource exist.
 """
 
 from __future__ import annotations
@@ -14,21 +18,39 @@ from typing import Any, cast
 import asyncpg
 import msgspec
 from litestar import Request, delete, patch, post
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Response
 
 from api.auth import caller_of, require_scope
+from api.caching import etag_for, if_match_hits
 from db import idempotency, writes
 from db.errors import InvalidInput
 
 Work = Callable[[asyncpg.Connection, bytes], Awaitable[idempotency.Answer]]
+# locks the target row and returns it as its GET shows it (for If-Match)
+Current = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
 def _json(value: Any, status: int = 200, location: str | None = None) -> idempotency.Answer:
     return idempotency.Answer(status=status, body=msgspec.json.encode(value), location=location)
 
 
-async def _write(request: Request[Any, Any, Any], work: Work) -> Response[Any]:
+def _conditional(condition: str | None, current: Current | None, work: Work) -> Work:
+    if condition is None or current is None:
+        return work
+
+    async def checked(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        etag = etag_for(msgspec.json.encode(await current(conn)))
+        if not if_match_hits(condition, etag):
+            raise HTTPException(status_code=412, detail=f"If-Match: the resource has changed; its ETag is now {etag}")
+        return await work(conn, raw)
+
+    return checked
+
+
+async def _write(request: Request[Any, Any, Any], work: Work, current: Current | None = None) -> Response[Any]:
+    work = _conditional(request.headers.get("if-match"), current, work)
     raw = await request.body()
     caller = caller_of(request)
     key = request.headers.get("idempotency-key")
@@ -84,7 +106,7 @@ async def update_entry(request: Request[Any, Any, Any], entry_id: FromPath[int])
         await writes.update_entry(conn, entry_id, writes.decode_body(raw, writes.EntryPatch))
         return _json(await writes.get_entry(conn, entry_id))
 
-    return await _write(request, work)
+    return await _write(request, work, lambda conn: writes.locked_entry(conn, entry_id))
 
 
 @delete("/v1/entries/{entry_id:int}", **_WRITE, operation_id="deleteEntry", summary="Delete an entry", status_code=204)
@@ -93,7 +115,7 @@ async def delete_entry(request: Request[Any, Any, Any], entry_id: FromPath[int])
         await writes.delete_entry(conn, entry_id)
         return idempotency.Answer(status=204, body=b"")
 
-    return cast(Response[None], await _write(request, work))
+    return cast(Response[None], await _write(request, work, lambda conn: writes.locked_entry(conn, entry_id)))
 
 
 @post("/v1/actors", **_WRITE, operation_id="createActor", summary="Create an actor", status_code=201)
@@ -111,7 +133,7 @@ async def update_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> R
         actor_id = await writes.update_actor(conn, _ref(ref), writes.decode_body(raw, writes.ActorPatch))
         return _json(await writes.get_actor(conn, actor_id))
 
-    return await _write(request, work)
+    return await _write(request, work, lambda conn: writes.locked_actor(conn, _ref(ref)))
 
 
 @post("/v1/locations", **_WRITE, operation_id="createLocation", summary="Create a location", status_code=201)
@@ -129,7 +151,7 @@ async def update_location(request: Request[Any, Any, Any], ref: FromPath[str]) -
         location_id = await writes.update_location(conn, _ref(ref), writes.decode_body(raw, writes.LocationPatch))
         return _json(await writes.get_location(conn, location_id))
 
-    return await _write(request, work)
+    return await _write(request, work, lambda conn: writes.locked_location(conn, _ref(ref)))
 
 
 @post("/v1/sources", **_WRITE, operation_id="createSource", summary="Create a source", status_code=201)
@@ -147,7 +169,7 @@ async def update_source(request: Request[Any, Any, Any], ref: FromPath[str]) -> 
         source_id = await writes.update_source(conn, _ref(ref), writes.decode_body(raw, writes.SourcePatch))
         return _json(await writes.get_source(conn, source_id))
 
-    return await _write(request, work)
+    return await _write(request, work, lambda conn: writes.locked_source(conn, _ref(ref)))
 
 
 @post(

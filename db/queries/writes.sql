@@ -14,6 +14,18 @@ SELECT id, slug FROM locations WHERE id = ANY($1::bigint[]) OR slug = ANY($2::te
 -- Source ids and slugs for a mix of ids ($1) and slugs ($2).
 SELECT id, slug FROM sources WHERE id = ANY($1::bigint[]) OR slug = ANY($2::text[])
 
+-- name: write_lock_actors
+-- Lock an actor for a conditional write (If-Match); its id, or no row.
+SELECT id FROM actors WHERE id = $1 FOR UPDATE
+
+-- name: write_lock_locations
+-- Lock a location for a conditional write (If-Match); its id, or no row.
+SELECT id FROM locations WHERE id = $1 FOR UPDATE
+
+-- name: write_lock_sources
+-- Lock a source for a conditional write (If-Match); its id, or no row.
+SELECT id FROM sources WHERE id = $1 FOR UPDATE
+
 -- name: write_insert_blog
 -- A new blog; its id.
 INSERT INTO blogs (slug, title, standfirst, status, authors, summary, hero_image, source_url, published_at)

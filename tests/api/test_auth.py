@@ -325,7 +325,11 @@ async def test_preflight_for_a_new_browser_key_is_allowed_once_it_exists(
 ) -> None:
     import asyncio
 
-    preflight = {"Origin": "https://late.example", "Access-Control-Request-Method": "GET"}
+    preflight = {
+        "Origin": "https://late.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
     assert (await client.options("/v1/usage", headers=preflight)).status_code == 403
     await make_key(conn, "read", origins=["https://late.example"])
     for _ in range(40):
