@@ -6,13 +6,14 @@ the port; the process gets the test's database and a fixed secret, and is stoppe
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -64,3 +65,20 @@ def live_server(dsn: str, data_dir: Path, log: Path | None = None, **env: str) -
             process.wait()
         if stderr is not None:
             stderr.close()
+
+
+@asynccontextmanager
+async def stalled_export(base: str) -> AsyncIterator[bytes]:
+    """An NDJSON export whose client reads the head and then stops reading (a 4 kB receive window,
+    so the server blocks mid-export whatever the socket buffer sizes); yields the head."""
+    loop = asyncio.get_running_loop()
+    host, port = base.removeprefix("http://").split(":")
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        client.setblocking(False)
+        await loop.sock_connect(client, (host, int(port)))
+        await loop.sock_sendall(client, f"GET /v1/entries?format=ndjson HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        yield await loop.sock_recv(client, 1024)
+    finally:
+        client.close()

@@ -5,15 +5,12 @@ for one and then read slowly, page readers keep getting pages, and a refused exp
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from tests.api.live import live_server
+from tests.api.live import live_server, stalled_export
 from tests.db import factories as f
 
 EXPORTING = (
@@ -28,23 +25,6 @@ async def _many_entries(conn: asyncpg.Connection) -> None:
         "INSERT INTO entries (blog_id, published_at, headline, body) VALUES ($1, $2, $3, $4)",
         [(blog, f.at(i), f"entry {i}", [paragraph]) for i in range(2000)],
     )
-
-
-@asynccontextmanager
-async def stalled_export(base: str) -> AsyncIterator[bytes]:
-    """An NDJSON export whose client reads the head and then stops reading (a 4 kB receive window,
-    so the server blocks mid-export whatever the socket buffer sizes); yields the head."""
-    loop = asyncio.get_running_loop()
-    host, port = base.removeprefix("http://").split(":")
-    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    try:
-        client.setblocking(False)
-        await loop.sock_connect(client, (host, int(port)))
-        await loop.sock_sendall(client, f"GET /v1/entries?format=ndjson HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        yield await loop.sock_recv(client, 1024)
-    finally:
-        client.close()
 
 
 async def _wait_for(conn: asyncpg.Connection, sql: str, value: int) -> int:

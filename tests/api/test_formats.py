@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import socket
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +21,7 @@ from db.errors import InvalidInput, NotFound
 from db.filters import EntryFilter
 from db.refs import Refs
 from db.rows import Entry
-from tests.api.live import live_server
+from tests.api.live import live_server, stalled_export
 from tests.db import factories as f
 
 # ---------------------------------------------------------------- negotiation
@@ -359,25 +358,14 @@ async def test_a_client_that_leaves_mid_stream_frees_its_connection(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
         )
-        # a client with a tiny receive window that reads the head and then stops reading, so the
-        # server blocks mid-export whatever the machine's socket buffer sizes
-        loop = asyncio.get_running_loop()
-        host, port = base.removeprefix("http://").split(":")
-        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        try:
-            client.setblocking(False)
-            await loop.sock_connect(client, (host, int(port)))
-            await loop.sock_sendall(client, f"GET /v1/entries?format=ndjson HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            head = await loop.sock_recv(client, 1024)
+        async with stalled_export(base) as head:
             assert head.startswith(b"HTTP/1.1 200")
             for _ in range(100):
                 if await conn.fetchval(exporting) == 1:
                     break
                 await asyncio.sleep(0.1)
             assert await conn.fetchval(exporting) == 1  # the export's snapshot, held open
-        finally:
-            client.close()  # hang up
+        # hung up
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             for _ in range(100):
                 if await conn.fetchval(exporting) == 0:
