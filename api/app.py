@@ -20,7 +20,7 @@ from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
 from api.errors import exception_handlers
-from api.head import HeadMiddleware
+from api.head import HeadMiddleware, allow_every_method
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
@@ -84,6 +84,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         plugins=[metrics, DocsPlugin()],
         middleware=[HttpCachingMiddleware()],
     )
+    allow_every_method(app)
     # before routing, outermost first: keys, rate limits and CORS for every request and WebSocket;
     # metrics for every request that gets past them, matched or not; HEAD answered as GET without the body
     app.asgi_handler = AuthMiddleware(metrics.wrap(HeadMiddleware(app.asgi_handler)))
