@@ -89,7 +89,7 @@ class LosesFirstAnswer(httpx.HTTPTransport):
 
 
 async def test_writes_are_made_once_though_retried_and_the_feed_mirrors_them(
-    conn: asyncpg.Connection, db_dsn: str, tmp_path: Path
+    conn: asyncpg.Connection, db_dsn: str, tmp_path: Path, page_text: str
 ) -> None:
     await f.blog(conn, "long-day")
     await f.actor(conn, "dmitry-peskov", "Dmitry Peskov")
@@ -141,6 +141,11 @@ async def test_writes_are_made_once_though_retried_and_the_feed_mirrors_them(
                 mirror[change.id] = change.data
         assert set(mirror) == {entry.id}
         assert mirror[entry.id]["headline"] == "Peskov speaks again"
+
+        # a page imported as text
+        imported = api.import_page(page_text)
+        assert (imported.blog_slug, imported.created) == ("ukraine-war-live-2024-03-02", 15)
+        assert api.import_page(page_text).unchanged == 15
 
         # following the feed: a change made after the iterator caught up still arrives
         last = max(c.seq for c in api.changes(start))
