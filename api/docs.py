@@ -362,6 +362,9 @@ def refine(doc: dict[str, Any]) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             if op.get("operationId") in writes:
                 _document_write(op, method, *writes[op["operationId"]])
+            for response in responses.values():  # a header object needs a schema (OpenAPI 3.1 §4.8.21)
+                for header in response.get("headers", {}).values():
+                    header.setdefault("schema", {"type": "string"})
             if "204" in responses:  # No Content: nothing to describe but the status
                 responses["204"] = {"description": responses["204"].get("description") or "No Content"}
             offered = FORMATS_BY_OPERATION.get(op.get("operationId", ""))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import re
 
+import asyncpg
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
 from api.openapi_dump import COMMITTED, generate
+from db import keys as keydb
 
 
 def test_committed_document_matches_the_app() -> None:
@@ -152,3 +154,25 @@ async def test_options_allows_every_method_of_the_path(
     response = await client.options(path)
     assert response.status_code == 204
     assert response.headers["allow"] == allowed
+
+
+def test_every_201_documents_its_location() -> None:
+    created = [(path, op) for path, method, op in _operations() if "201" in op["responses"]]  # type: ignore[operator]
+    assert len(created) >= 7
+    for path, op in created:
+        responses = op["responses"]
+        assert isinstance(responses, dict)
+        assert "Location" in responses["201"]["headers"], path
+
+
+async def test_a_created_key_is_where_its_location_says(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    conn: asyncpg.Connection,
+) -> None:
+    _, admin = await keydb.create_key(conn, "api-test-secret", name="admin", scopes=("admin",), rate=1000)
+    headers = {"X-API-Key": admin}
+    created = await client.post("/v1/keys", json={"name": "partner"}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == f"/v1/keys/{created.json()['id']}"
+    found = await client.get(created.headers["location"], headers=headers)
+    assert found.json()["name"] == "partner"
