@@ -155,16 +155,7 @@ async def test_writes_are_made_once_though_retried_and_the_feed_mirrors_them(
         assert (followed.op, followed.id) == ("delete", entry.id)
 
 
-def _drain(base: str) -> None:
-    """Spend the address's burst: the next request is a 429."""
-    with httpx.Client(base_url=base) as raw:
-        for _ in range(200):
-            if raw.get("/v1/blogs").status_code == 429:
-                return
-    pytest.fail("never rate limited")
-
-
-def _rate_limited(base: str) -> None:
+def _rate_limited(base: str, slow_key: str) -> None:
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -178,21 +169,28 @@ def _rate_limited(base: str) -> None:
                 break
     assert waits == [1]
 
-    # bounded: with no real waiting the bucket never refills, and the client gives up
+    # bounded: a key of one request a minute is refused for about a minute after its first;
+    # with no real waiting the client retries `retries` times, each after Retry-After, then gives up
     counted: list[float] = []
-    _drain(base)
-    with Client(base, retries=3, sleep=counted.append) as api, pytest.raises(ApiError) as limited:
-        list(api.blogs())
+    with Client(base, slow_key, retries=3, max_wait=120, sleep=counted.append) as api:
+        assert list(api.blogs()) == []
+        with pytest.raises(ApiError) as limited:
+            list(api.blogs())
     assert limited.value.status == 429
-    assert counted == [1, 1, 1]
+    assert len(counted) == 3
+    assert all(50 <= w <= 60 for w in counted), counted
     # a wait above max_wait is not waited for at all
-    with Client(base, max_wait=0.5, sleep=counted.append) as api, pytest.raises(ApiError):
+    with Client(base, slow_key, max_wait=30, sleep=counted.append) as api, pytest.raises(ApiError):
         list(api.blogs())
-    assert counted == [1, 1, 1]
+    assert len(counted) == 3
 
 
-async def test_429_is_retried_after_retry_after_and_the_retries_are_bounded(db_dsn: str, tmp_path: Path) -> None:
-    # 60 a minute: once the burst is spent, one request a second, Retry-After: 1; in-process limiter
-    env = {"SITREP_ANONYMOUS_RATE": "60", "REDIS_URL": ""}
+async def test_429_is_retried_after_retry_after_and_the_retries_are_bounded(
+    conn: asyncpg.Connection, db_dsn: str, tmp_path: Path
+) -> None:
+    _, slow_key = await keydb.create_key(conn, PEPPER, name="slow", scopes=("read",), rate=1)
+    # anonymous: 60 a minute, so once the burst is spent one request a second (Retry-After: 1);
+    # the in-process limiter, so no other test shares the buckets
+    env = {"SITREP_ANONYMOUS_RATE": "60", "REDIS_URL": "", "SITREP_KEY_PEPPER": PEPPER}
     with live_server(db_dsn, tmp_path / "data", **env) as base:
-        await asyncio.to_thread(_rate_limited, base)
+        await asyncio.to_thread(_rate_limited, base, slow_key)
