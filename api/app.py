@@ -22,7 +22,7 @@ from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
 from api.errors import exception_handlers
 from api.exports import ExportGate
-from api.head import HeadMiddleware
+from api.head import HeadMiddleware, allow_every_method
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
@@ -94,6 +94,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         plugins=[metrics, DocsPlugin(), WebPlugin()],
         middleware=[HttpCachingMiddleware()],
     )
+    allow_every_method(app)
     # before routing, outermost first: keys, rate limits and CORS for every request and WebSocket;
     # metrics for every request that gets past them, matched or not; HEAD answered as GET without the
     # body; compression of the finished body (its ETag already computed by the caching middleware)

@@ -25,6 +25,7 @@ from litestar.response import Response
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from api.controllers.writes import DOCUMENTED_WRITES
 from api.formats import FORMATS_BY_OPERATION, MEDIA_TYPES, Format
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json"
@@ -130,10 +131,11 @@ def openapi_dict(app: Litestar) -> dict[str, Any]:
 
 
 def openapi_document(app: Litestar) -> bytes:
-    """The OpenAPI document as committed: sorted keys, two-space indent, a final newline."""
+    """The OpenAPI document as committed: sorted keys (JSON first in a content map, where client
+    generators take the first media type as the typed answer), two-space indent, a final newline."""
     cached: bytes | None = app.state.get("openapi_document")
     if cached is None:
-        raw = msgspec.json.encode(openapi_dict(app), order="sorted")
+        raw = msgspec.json.encode(_ordered(openapi_dict(app)))
         cached = app.state["openapi_document"] = msgspec.json.format(raw, indent=2) + b"\n"
     return cached
 
@@ -274,14 +276,107 @@ def _add_formats(doc: dict[str, Any], op: dict[str, Any], offered: tuple[Format,
             content[MEDIA_TYPES[fmt]] = {"schema": FEATURE_COLLECTION_SCHEMA}
 
 
+def _media_first(name: str) -> tuple[int, str]:
+    return (0 if name == "application/json" else 1, name)
+
+
+def _ordered(value: Any, key: str = "") -> Any:
+    """Keys sorted at every level, except that a content map lists application/json first."""
+    if isinstance(value, dict):
+        names = sorted(value, key=_media_first) if key == "content" else sorted(value)
+        return {name: _ordered(value[name], name) for name in names}
+    if isinstance(value, list):
+        return [_ordered(item) for item in value]
+    return value
+
+
+def _tidy(schema: Any) -> Any:
+    """msgspec's JSON Schema as generators read it best: an enum of strings says it is a string,
+    and an empty `required` is left out."""
+    if isinstance(schema, dict):
+        schema = {k: _tidy(v) for k, v in schema.items() if not (k == "required" and v == [])}
+        if "enum" in schema and "type" not in schema and all(isinstance(v, str) for v in schema["enum"]):
+            schema["type"] = "string"
+        return schema
+    if isinstance(schema, list):
+        return [_tidy(item) for item in schema]
+    return schema
+
+
+def _write_schemas(doc: dict[str, Any]) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """Each write's request and answer schemas (refs), their components added to the document.
+
+    The write handlers read the raw body themselves (an Idempotency-Key is matched on its bytes),
+    so Litestar cannot see their types; api.controllers.writes lists them instead."""
+    types: list[Any] = []
+    for body, answer in DOCUMENTED_WRITES.values():
+        types += [t for t in (body, answer) if t is not None]
+    refs, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    schemas = doc["components"]["schemas"]
+    for name, schema in components.items():
+        schemas.setdefault(name, _tidy(schema))  # the read routes' own components (Entry, ...) stay
+    found = iter(refs)
+    out: dict[str, tuple[dict[str, Any] | None, dict[str, Any]]] = {}
+    for name, (body, _) in DOCUMENTED_WRITES.items():
+        request = next(found) if body is not None else None
+        out[name] = (request, next(found))
+    return out
+
+
+def _document_write(op: dict[str, Any], method: str, request: dict[str, Any] | None, answer: dict[str, Any]) -> None:
+    if request is None:
+        page = "A live-blog page as text (UTF-8), in the form `sitrep import` reads"
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "text/plain": {"schema": {"type": "string", "description": page}},
+                # the same bytes, as client generators that send no text/plain can
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description": page}},
+            },
+        }
+    else:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": request}}}
+    responses = op["responses"]
+    if method == "post":
+        created = responses.setdefault("201", {"description": "Created"})
+        created["content"] = {"application/json": {"schema": answer}}
+        created["headers"] = {
+            "Location": {"description": "The URL of what was written", "schema": {"type": "string"}},
+            "Idempotent-Replayed": {
+                "description": "`true` when the answer is a replay of an earlier write with the same Idempotency-Key",
+                "schema": {"type": "string"},
+            },
+        }
+        responses.pop("200", None)
+    else:
+        responses["200"] = {"description": "The object as changed", "content": {"application/json": {"schema": answer}}}
+    op.setdefault("parameters", []).append(
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Makes a retried write safe: the same key and body answer what the first attempt did",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    )
+
+
 def refine(doc: dict[str, Any]) -> dict[str, Any]:
     doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    writes = _write_schemas(doc)
     for path, item in doc.get("paths", {}).items():
         for method in _METHODS:
             op = item.get(method)
             if op is None:
                 continue
             responses = op.setdefault("responses", {})
+            if op.get("operationId") in writes:
+                _document_write(op, method, *writes[op["operationId"]])
+            for response in responses.values():  # a header object needs a schema (OpenAPI 3.1 §4.8.21)
+                for header in response.get("headers", {}).values():
+                    header.setdefault("schema", {"type": "string"})
+            if "204" in responses:  # No Content: nothing to describe but the status
+                responses["204"] = {"description": responses["204"].get("description") or "No Content"}
             offered = FORMATS_BY_OPERATION.get(op.get("operationId", ""))
             for status in _problem_statuses(path, method, offered is not None):
                 existing = responses.get(str(status))

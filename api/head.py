@@ -17,7 +17,10 @@ from __future__ import annotations
 from typing import cast
 
 import anyio
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, HTTPDisconnectEvent, Message, Receive, ReceiveMessage, Scope, Send
 
 
@@ -65,3 +68,24 @@ class HeadMiddleware:
             # routing happened on the copy: let the layers outside (metrics) see which route answered
             if "path_template" in as_get:
                 scope["path_template"] = as_get["path_template"]
+
+
+def allow_every_method(app: Litestar) -> None:
+    """OPTIONS answers `Allow` with every method of the path, HEAD included where GET is.
+
+    Litestar builds a path's OPTIONS handler with the first handlers registered on the path and
+    keeps it when more are merged in (the writes share paths with the reads), so its own `Allow`
+    lists only some methods; the complete list is set on the way out instead."""
+    allowed: dict[str, str] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            methods = set(route.methods) | ({"HEAD"} if "GET" in route.methods else set())
+            allowed[route.path_format] = ", ".join(sorted(methods))
+
+    async def set_allow(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start" and scope.get("method") == "OPTIONS":
+            allow = allowed.get(scope.get("path_template", ""))
+            if allow is not None and message["status"] == 204:
+                MutableScopeHeaders.from_message(message)["Allow"] = allow
+
+    app.before_send.append(set_allow)

@@ -115,7 +115,10 @@ class Query:
 
     def choice(self, name: str, options: tuple[S, ...], default: S) -> S:
         value = self.one(name)
-        if value is None or value == "":
+        if value is None:
+            return default
+        if value == "":  # `sort=` is a mistake to name, not a request for the default
+            self.fail(name, f"must not be empty; one of {', '.join(options)}, or leave it out")
             return default
         if value not in options:
             self.fail(name, f"{value!r} is not one of {', '.join(options)}")

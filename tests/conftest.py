@@ -24,7 +24,10 @@ from db.migrate import migrate
 from db.pool import connect
 
 REPO = Path(__file__).resolve().parent.parent
+# the publisher's page, beside the repository in the workspace only: never shipped, never copied
 SEED = REPO.parent / "shared" / "seeds" / "aljazeera-2023-09-13.txt"
+# our own live-blog page in the same text form (tests/data/pages/README.md says what it covers)
+PAGE = REPO / "tests" / "data" / "pages" / "night-of-drones-2024-03-02.txt"
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -112,5 +115,14 @@ async def conn(db_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture(scope="session")
+def page_text() -> str:
+    """The project's own test page: 15 entries across midnight, with the form's hard cases."""
+    return PAGE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
 def seed_text() -> str:
+    """The publisher's page, for the tests that check the parser and linker on a real page too."""
+    if not SEED.is_file():
+        pytest.skip(f"publisher's seed page not present ({SEED} is outside the repository)")
     return SEED.read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 from litestar.response import Response
 
@@ -110,8 +111,13 @@ class KeysController(Controller):
         info = page_info(request, found, page.limit, sort=keydb.SORT, filter=None)
         return list_response(request, KeyList(data=[key_out(row) for row in found.rows], page=info), info)
 
-    @post("/", operation_id="createKey", summary="Create a key; the answer's `key` is shown this once")
-    async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[KeyIn]) -> NewKeyOut:
+    @post(
+        "/",
+        operation_id="createKey",
+        summary="Create a key; the answer's `key` is shown this once",
+        response_headers=[ResponseHeader(name="Location", description="The key's URL", documentation_only=True)],
+    )
+    async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[KeyIn]) -> Response[NewKeyOut]:
         async with _pool(request).acquire() as conn:
             row, token = await keydb.create_key(
                 conn,
@@ -123,7 +129,8 @@ class KeysController(Controller):
                 expires_at=data.expires_at,
                 origins=data.origins,
             )
-        return new_key_out(row, token)
+        created = new_key_out(row, token)
+        return Response(created, status_code=201, headers={"Location": f"/v1/keys/{created.id}"})
 
     @get("/{key_id:str}", operation_id="getKey", summary="One API key (never its secret)")
     async def get_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> KeyOut:

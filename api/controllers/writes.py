@@ -24,8 +24,9 @@ from litestar.response import Response
 
 from api.auth import caller_of, require_scope
 from api.caching import etag_for, if_match_hits
-from db import idempotency, writes
+from db import idempotency, rows, writes
 from db.errors import InvalidInput
+from db.ingest.store import ImportResult
 
 Work = Callable[[asyncpg.Connection, bytes], Awaitable[idempotency.Answer]]
 # locks the target row and returns it as its GET shows it (for If-Match)
@@ -186,6 +187,21 @@ async def import_page(request: Request[Any, Any, Any]) -> Response[bytes]:
 
     return await _write(request, work)
 
+
+# what each write reads and answers, for the OpenAPI document (api/docs.py): the handlers decode
+# the raw body themselves, so Litestar cannot see these types. None: the body is text.
+DOCUMENTED_WRITES: dict[str, tuple[type[msgspec.Struct] | None, type[msgspec.Struct]]] = {
+    "createBlog": (writes.BlogCreate, rows.Blog),
+    "createEntry": (writes.EntryCreate, rows.Entry),
+    "updateEntry": (writes.EntryPatch, rows.Entry),
+    "createActor": (writes.ActorCreate, rows.Actor),
+    "updateActor": (writes.ActorPatch, rows.Actor),
+    "createLocation": (writes.LocationCreate, rows.Location),
+    "updateLocation": (writes.LocationPatch, rows.Location),
+    "createSource": (writes.SourceCreate, rows.Source),
+    "updateSource": (writes.SourcePatch, rows.Source),
+    "importPage": (None, ImportResult),
+}
 
 write_routes = [
     create_blog,

@@ -48,9 +48,9 @@ async def blog_count(dsn: str) -> int:
 
 
 @pytest.fixture
-def seed_file(tmp_path: Path, seed_text: str) -> Path:
-    path = tmp_path / "seed.txt"
-    path.write_text(seed_text, encoding="utf-8")
+def page_file(tmp_path: Path, page_text: str) -> Path:
+    path = tmp_path / "page.txt"
+    path.write_text(page_text, encoding="utf-8")
     return path
 
 
@@ -71,34 +71,36 @@ async def test_an_unreadable_file(db_dsn: str, tmp_path: Path) -> None:
 
 
 async def test_a_bad_page_names_the_line_and_nothing_is_imported(
-    db_dsn: str, tmp_path: Path, seed_file: Path, seed_text: str
+    db_dsn: str, tmp_path: Path, page_file: Path, page_text: str
 ) -> None:
     bad = tmp_path / "bad.txt"
-    bad.write_text(seed_text.replace("13 Sep 2023 - 12:52", "13 Sep 2023 - 12.52"), encoding="utf-8")
+    broken = page_text.replace("2 Mar 2024 - 12:00", "2 Mar 2024 - 12.00")
+    bad.write_text(broken, encoding="utf-8")
+    line = broken.splitlines().index("    2 Mar 2024 - 12.00") + 1
     # the good page comes first: it is not imported either
-    run = sitrep("import", str(seed_file), str(bad), database_url=db_dsn, data_dir=tmp_path)
-    assert_one_line_error(run, "bad.txt", "line 263", "expected an entry time")
+    run = sitrep("import", str(page_file), str(bad), database_url=db_dsn, data_dir=tmp_path)
+    assert_one_line_error(run, "bad.txt", f"line {line}", "expected an entry time")
     assert await blog_count(db_dsn) == 0
 
 
-async def test_an_unreachable_database(tmp_path: Path, seed_file: Path) -> None:
-    run = sitrep("import", str(seed_file), database_url="postgresql://postgres@127.0.0.1:1/x", data_dir=tmp_path)
+async def test_an_unreachable_database(tmp_path: Path, page_file: Path) -> None:
+    run = sitrep("import", str(page_file), database_url="postgresql://postgres@127.0.0.1:1/x", data_dir=tmp_path)
     assert_one_line_error(run, "cannot reach the database")
 
 
-async def test_import_then_import_again(db_dsn: str, tmp_path: Path, seed_file: Path) -> None:
-    first = sitrep("import", str(seed_file), database_url=db_dsn, data_dir=tmp_path)
+async def test_import_then_import_again(db_dsn: str, tmp_path: Path, page_file: Path) -> None:
+    first = sitrep("import", str(page_file), database_url=db_dsn, data_dir=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == (
-        f"{seed_file}: blog russia-ukraine-war-updates-2023-09-13 created, entries: 48 created, 0 updated, 0 unchanged"
+        f"{page_file}: blog ukraine-war-live-2024-03-02 created, entries: 15 created, 0 updated, 0 unchanged"
     )
-    again = sitrep("import", str(seed_file), database_url=db_dsn, data_dir=tmp_path)
+    again = sitrep("import", str(page_file), database_url=db_dsn, data_dir=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip().endswith("unchanged, entries: 0 created, 0 updated, 48 unchanged")
+    assert again.stdout.strip().endswith("unchanged, entries: 0 created, 0 updated, 15 unchanged")
     conn = await asyncpg.connect(db_dsn)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM entries") == 48
-        # the real linker ran: the seed names Putin, Kim, Crimea and TASS often enough
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 15
+        # the real linker ran: the page names people, places and sources it knows
         assert await conn.fetchval("SELECT count(DISTINCT entry_id) FROM entry_actors") > 0
         assert await conn.fetchval("SELECT count(DISTINCT entry_id) FROM entry_locations") > 0
     finally:

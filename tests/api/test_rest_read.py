@@ -187,12 +187,31 @@ async def test_one_entry_and_its_media(client: AsyncTestClient[Any], data: dict[
         ({"cursor": "garbage"}, {"cursor"}),
         ({"colour": "red"}, {"colour"}),
         ({"since": "bad", "kind": "bad", "nope": "1"}, {"since", "kind", "nope"}),
+        ({"sort": ""}, {"sort"}),
+        ({"actor_match": ""}, {"actor_match"}),
     ],
 )
 async def test_bad_parameters_are_400_problems_naming_each(
     client: AsyncTestClient[Any], data: dict[str, int], params: dict[str, str], names: set[str]
 ) -> None:
     assert_problem(await client.get("/v1/entries", params=params), 400, *names)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/timeline", "interval="),
+        ("/v1/timeline", "actor_match="),
+        ("/v1/actors", "sort="),
+        ("/v1/locations", "sort="),
+        ("/v1/sources", "sort="),
+        ("/v1/entries", "sort=&limit=5"),
+    ],
+)
+async def test_an_empty_choice_is_a_400_naming_it(client: AsyncTestClient[Any], path: str, query: str) -> None:
+    name = query.split("=")[0]
+    problem = assert_problem(await client.get(f"{path}?{query}"), 400, name)
+    assert "empty" in problem["errors"][0]["reason"]
 
 
 async def test_unknown_references_in_filters_are_404_naming_the_parameter(

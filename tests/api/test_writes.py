@@ -224,14 +224,14 @@ async def test_catalog_writes(client: AsyncTestClient[Any], writer: dict[str, st
 
 
 async def test_importing_a_page_over_http(
-    client: AsyncTestClient[Any], conn: asyncpg.Connection, writer: dict[str, str], seed_text: str
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, writer: dict[str, str], page_text: str
 ) -> None:
-    first = await client.post("/v1/imports", content=seed_text.encode(), headers=writer)
+    first = await client.post("/v1/imports", content=page_text.encode(), headers=writer)
     assert first.status_code == 201, first.text
     result = first.json()
     assert result["created"] > 10
     assert result["created"] == await conn.fetchval("SELECT count(*) FROM entries")
-    again = (await client.post("/v1/imports", content=seed_text.encode(), headers=writer)).json()
+    again = (await client.post("/v1/imports", content=page_text.encode(), headers=writer)).json()
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, result["created"])
     bad = await client.post("/v1/imports", content=b"this is not a live blog", headers=writer)
     _problem(bad, 400)
@@ -356,7 +356,7 @@ mutation {
 
 
 async def test_graphql_catalog_mutations_and_import(
-    client: AsyncTestClient[Any], conn: asyncpg.Connection, writer: dict[str, str], seed_text: str
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, writer: dict[str, str], page_text: str
 ) -> None:
     answer = (await client.post("/graphql", json={"query": CATALOG_MUTATIONS}, headers=writer)).json()
     assert "errors" not in answer, answer
@@ -374,7 +374,7 @@ async def test_graphql_catalog_mutations_and_import(
     assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"  # a taken slug
     imported = "mutation($text: String!) { importPage(text: $text) { blog { slug } blogChange created } }"
     answer = (
-        await client.post("/graphql", json={"query": imported, "variables": {"text": seed_text}}, headers=writer)
+        await client.post("/graphql", json={"query": imported, "variables": {"text": page_text}}, headers=writer)
     ).json()
     assert answer["data"]["importPage"]["blogChange"] == "created"
     assert answer["data"]["importPage"]["created"] == await conn.fetchval("SELECT count(*) FROM entries")

@@ -16,6 +16,7 @@ from db.ingest.linker import Linker, normalize
 from db.ingest.page import parse_page
 from db.ingest.store import import_page
 from db.ingest.types import Links
+from db.sample import PAGE as SAMPLE
 
 ANNOTATIONS = Path(__file__).resolve().parent.parent / "data" / "seed_annotations.json"
 
@@ -325,8 +326,8 @@ async def test_entities_added_to_the_database_link_too(conn: asyncpg.Connection)
     assert links.sources == ("hromadske",)
 
 
-def test_link_is_fast_on_a_long_entry(linker: Linker, seed_text: str) -> None:
-    page = parse_page(seed_text)
+def test_link_is_fast_on_a_long_entry(linker: Linker) -> None:
+    page = parse_page(SAMPLE.read_text(encoding="utf-8"))
     body = [p for e in page.entries for p in e.body]  # the whole day as one entry
     start = time.perf_counter()
     links = linker.link("All of it", body)
@@ -375,13 +376,33 @@ def test_entries_written_for_the_project(linker: Linker) -> None:
     assert recall >= 0.9
 
 
-async def test_a_database_with_no_catalogue_links_nothing(conn: asyncpg.Connection, seed_text: str) -> None:
+async def test_a_database_with_no_catalogue_links_nothing(conn: asyncpg.Connection, page_text: str) -> None:
     """No actors, locations or sources at all: every entry gets empty links, and a page imports."""
     assert await conn.fetchval("SELECT (SELECT count(*) FROM actors) + (SELECT count(*) FROM locations)") == 0
     linker = await Linker.load(conn)
-    page = parse_page(seed_text)
+    page = parse_page(page_text)
     assert [linker.link(e.headline, e.body) for e in page.entries] == [Links()] * len(page.entries)
     assert linker.link("", []) == Links()
     result = await import_page(conn, page, linker.link)
     assert result.created == len(page.entries) == await conn.fetchval("SELECT count(*) FROM entries")
     assert await conn.fetchval("SELECT count(*) FROM entry_actors") == 0
+
+
+def test_our_page_links_several_actors_places_and_sources_per_entry(linker: Linker, page_text: str) -> None:
+    found = {e.external_key: linker.link(e.headline, e.body) for e in parse_page(page_text).entries}
+    shells = found["2024-03-02T15:40Z/1"]
+    assert {(a.slug, a.role) for a in shells.actors} >= {
+        ("olaf-scholz", "speaker"),
+        ("emmanuel-macron", "speaker"),
+        ("jens-stoltenberg", "speaker"),
+        ("dmytro-kuleba", "mentioned"),
+    }
+    assert {"berlin", "warsaw", "germany", "france"} <= set(shells.locations)
+    assert "afp" in shells.sources
+    drones = found["2024-03-03T00:40Z/1"]
+    assert ("russian-defence-ministry", "speaker") in {(a.slug, a.role) for a in drones.actors}
+    assert {"belgorod-oblast", "kursk-oblast"} <= set(drones.locations)
+    assert {"telegram", "ria-novosti"} <= set(drones.sources)
+    # a headline alone still links; a graphic with no words links nothing
+    assert found["2024-03-03T01:20Z/1"].locations == ("kyiv-oblast",)
+    assert found["2024-03-02T19:45Z/1"] == Links()

@@ -21,17 +21,22 @@ from tests.conftest import REPO
 SITREP = Path(sys.executable).parent / "sitrep"
 
 
-async def _import_seed(conn: asyncpg.Connection, seed_text: str) -> None:
+async def _import_page(conn: asyncpg.Connection, page_text: str) -> None:
     await load_gazetteer(conn)
     linker = await Linker.load(conn)
-    await import_page(conn, parse_page(seed_text), linker.link)
+    await import_page(conn, parse_page(page_text), linker.link)
 
 
 def _edited(tmp_path: Path) -> Path:
-    """The shipped gazetteer plus an organisation the seed names in one entry (08:38)."""
+    """The shipped gazetteer plus an organisation our test page names in one entry (12:00)."""
     doc: dict[str, Any] = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
     doc["actors"].append(
-        {"slug": "kookmin-university", "name": "Kookmin University", "kind": "organization", "country": "KR"}
+        {
+            "slug": "kyiv-school-of-economics",
+            "name": "Kyiv School of Economics",
+            "kind": "organization",
+            "country": "UA",
+        }
     )
     path = tmp_path / "gazetteer.json"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
@@ -50,32 +55,32 @@ async def _state(conn: asyncpg.Connection) -> dict[int, tuple[Any, ...]]:
     return {r["id"]: tuple(r)[1:] for r in rows}
 
 
-async def test_relink_with_an_unchanged_gazetteer_touches_nothing(conn: asyncpg.Connection, seed_text: str) -> None:
-    await _import_seed(conn, seed_text)
+async def test_relink_with_an_unchanged_gazetteer_touches_nothing(conn: asyncpg.Connection, page_text: str) -> None:
+    await _import_page(conn, page_text)
     before = await _state(conn)
     changes = await conn.fetchval("SELECT count(*) FROM changes")
     result = await relink(conn, batch=7)
-    assert (result.entries, result.changed) == (48, 0)
+    assert (result.entries, result.changed) == (15, 0)
     assert not result.gazetteer.changed
     assert await _state(conn) == before
     assert await conn.fetchval("SELECT count(*) FROM changes") == changes
 
 
 async def test_an_edited_gazetteer_relinks_the_entries_it_concerns(
-    conn: asyncpg.Connection, seed_text: str, tmp_path: Path
+    conn: asyncpg.Connection, page_text: str, tmp_path: Path
 ) -> None:
-    await _import_seed(conn, seed_text)
+    await _import_page(conn, page_text)
     before = await _state(conn)
     done: list[tuple[int, int]] = []
-    result = await relink(conn, _edited(tmp_path), batch=10, progress=lambda n, total: done.append((n, total)))
-    assert done == [(0, 48), (10, 48), (20, 48), (30, 48), (40, 48), (48, 48)]  # batches of 10
+    result = await relink(conn, _edited(tmp_path), batch=4, progress=lambda n, total: done.append((n, total)))
+    assert done == [(0, 15), (4, 15), (8, 15), (12, 15), (15, 15)]  # batches of 4
     assert result.gazetteer.actors_inserted == 1
     assert result.changed == 1
     after = await _state(conn)
     changed = [entry for entry in after if after[entry] != before[entry]]
     assert len(changed) == 1
     (entry,) = changed
-    assert "kookmin-university:mentioned" in after[entry][1]
+    assert "kyiv-school-of-economics:mentioned" in after[entry][1]
     assert after[entry][0] > before[entry][0], "updated_at moves for an entry whose links changed"
     # the link rows carry their entry's published_at
     mismatched = await conn.fetchval(
@@ -83,16 +88,16 @@ async def test_an_edited_gazetteer_relinks_the_entries_it_concerns(
     )
     assert mismatched == 0
     count = await conn.fetchval(
-        "SELECT c.entry_count FROM actor_entry_counts c JOIN actors a ON a.id = c.actor_id WHERE a.slug = 'kookmin-university'"
+        "SELECT c.entry_count FROM actor_entry_counts c JOIN actors a ON a.id = c.actor_id WHERE a.slug = 'kyiv-school-of-economics'"
     )
     assert count == 1
 
 
-async def test_a_removed_alias_unlinks(conn: asyncpg.Connection, seed_text: str, tmp_path: Path) -> None:
-    await _import_seed(conn, seed_text)
+async def test_a_removed_alias_unlinks(conn: asyncpg.Connection, page_text: str, tmp_path: Path) -> None:
+    await _import_page(conn, page_text)
     doc: dict[str, Any] = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
     musk = next(a for a in doc["actors"] if a["slug"] == "elon-musk")
-    musk["aliases"] = []  # "Musk" alone no longer links; the 12:37 entry names "Elon Musk" once
+    musk["aliases"] = []  # "Musk" alone no longer links; the 12:00 entry names "Elon Musk" once
     path = tmp_path / "gazetteer.json"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     linked = "SELECT count(*) FROM entry_actors ea JOIN actors a ON a.id = ea.actor_id WHERE a.slug = 'elon-musk'"
@@ -110,16 +115,16 @@ def _sitrep(*args: str, dsn: str, tmp_path: Path) -> subprocess.CompletedProcess
     )
 
 
-async def test_the_command(db_dsn: str, seed_text: str, tmp_path: Path) -> None:
+async def test_the_command(db_dsn: str, page_text: str, tmp_path: Path) -> None:
     conn = await asyncpg.connect(db_dsn)
     try:
-        await _import_seed(conn, seed_text)
+        await _import_page(conn, page_text)
     finally:
         await conn.close()
     run = _sitrep("relink", "--gazetteer", str(_edited(tmp_path)), dsn=db_dsn, tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "actors 1 new" in run.stdout
-    assert "entries: 48 relinked, 1 with changed links" in run.stdout
+    assert "entries: 15 relinked, 1 with changed links" in run.stdout
     assert "Traceback" not in run.stderr
 
 
