@@ -35,7 +35,10 @@ Reading rules (what a researcher filtering by actor, location or source expects)
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
+import sys
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -47,6 +50,7 @@ import asyncpg
 
 from db.ingest.gazetteer import DEFAULT_PATH, Gazetteer, Rules, read
 from db.ingest.types import LinkedActor, Links, Role
+from db.ingest.world import MAX_WORDS, PlaceSpec, World, cased, key_of, tokens, world
 from db.sql import query
 
 Kind = Literal["actor", "location", "source"]
@@ -281,11 +285,16 @@ class Linker:
         sources: Sequence[tuple[str, str, str, Sequence[str]]],
         rules: Rules,
         attribution: dict[str, Sequence[str]] | None = None,
+        *,
+        use_world: bool = True,
     ) -> None:
         """Rows are (slug, kind, name, aliases, country) for actors and locations, (slug, kind,
         name, aliases) for sources; `attribution` maps a source slug to its attribution phrases."""
         self._actors = {slug: _Actor(slug, kind, country) for slug, kind, _, _, country in actors}
         self._places = {slug: _Place(slug, kind, country) for slug, kind, _, _, country in locations}
+        # the catalogue's countries by ISO code: a world place inside one takes it as its parent
+        self._country_slugs = {p.country: p.slug for p in self._places.values() if p.kind == "country" and p.country}
+        self._use_world = use_world
         self._targets: dict[str, list[_Target]] = {}
         for slug, _, name, aliases, *_ in actors:
             self._add("actor", slug, [name, *aliases])
@@ -398,7 +407,8 @@ class Linker:
 
     # --- linking -------------------------------------------------------------------------------
 
-    def link(self, headline: str, paragraphs: Sequence[str]) -> Links:
+    def link(self, headline: str, paragraphs: Sequence[str], context: Sequence[str] = ()) -> Links:
+        """Links of one entry; `context` is the ISO codes of the countries its blog is about."""
         segments = [normalize(headline), *(normalize(p) for p in paragraphs)]
         sentences: list[list[tuple[int, int]]] = [_sentences(s) for s in segments]
         matches = self._find(segments, sentences)
@@ -445,6 +455,11 @@ class Linker:
 
         self._pronouns(segments, sentences, first_person, roles)
         self._demonym_links(segments, places, roles)
+        new_locations: list[PlaceSpec] = []
+        if self._use_world:
+            named = {c for m in matches for p in m.locations if (c := self._places[p].country)}
+            linked, new_locations = self._world_places(segments, sentences, matches, named, set(context))
+            places.extend(slug for slug in linked if slug not in places)
         if self._phrase_matcher is not None:
             for text in segments:
                 for pm in self._phrase_matcher.finditer(fold(text)):
@@ -456,7 +471,90 @@ class Linker:
             actors=tuple(LinkedActor(slug, role) for slug, role in roles.items()),
             locations=tuple(places),
             sources=tuple(sources),
+            new_locations=tuple(new_locations),
         )
+
+    def _world_places(
+        self,
+        segments: list[str],
+        sentences: list[list[tuple[int, int]]],
+        matches: list[_Match],
+        named: set[str],
+        context: set[str],
+    ) -> tuple[list[str], list[PlaceSpec]]:
+        """Places of the world gazetteer the entry names outside the catalogue's matches.
+
+        Two passes: the first finds every name (and the countries among them, which join the
+        entry's context), the second picks one place per name by the rules of data/world.json.
+        """
+        w = world()
+        hits: list[tuple[int, int, int, str, bool]] = []  # segment, start, end, key, locative
+        for i, text in enumerate(segments):
+            covered = sorted((m.start, m.end) for m in matches if m.segment == i)
+            hits.extend((i, *hit) for hit in self._world_names(w, text, sentences[i], covered))
+        countries = set(named) | context
+        for _, _, _, key, _ in hits:
+            first = w.places[w.by_key[key][0]]
+            if first.kind == "country":
+                countries.add(first.country)
+        near = {n for c in countries for n in w.neighbours(c)} - countries
+
+        linked: list[str] = []
+        specs: dict[str, PlaceSpec] = {}
+        for segment, _, end, key, locative in hits:
+            pick = _pick(w, w.by_key[key], key, countries, near, locative)
+            if pick is None:
+                continue
+            place = w.places[pick]
+            if place.capital and _STATE_AFTER.match(segments[segment][end : end + _WINDOW]):
+                continue  # "Khartoum said": the government, not the place
+            needed = w.spec(pick, self._country_slugs)
+            for spec in needed:
+                specs.setdefault(spec.slug, spec)
+            slug = self._country_slugs.get(place.country, "") if place.kind == "country" else ""
+            slug = slug or needed[-1].slug
+            if slug not in linked:
+                linked.append(slug)
+        return linked, list(specs.values())
+
+    def _world_names(
+        self, w: World, text: str, bounds: list[tuple[int, int]], covered: list[tuple[int, int]]
+    ) -> list[tuple[int, int, str, bool]]:
+        """(start, end, key, after a locative word) of every name in `text` the world index holds."""
+        words = tokens(text)
+        starts = {b[0] for b in bounds}
+        title_case = _title_case(words)
+        out: list[tuple[int, int, str, bool]] = []
+        i = 0
+        while i < len(words):
+            word = words[i].group()
+            if (cased(word) and not word[0].isupper()) or _inside(words[i].start(), covered):
+                i += 1
+                continue
+            found = None
+            for n in range(min(MAX_WORDS, len(words) - i), 0, -1):
+                run = words[i : i + n]
+                if any(text[a.end() : b.start()] != " " for a, b in itertools.pairwise(run)):
+                    continue
+                if any(_inside(m.start(), covered) for m in run[1:]):
+                    continue
+                key = key_of([m.group() for m in run])
+                if key in w.by_key:
+                    found = (n, key)
+                    break
+            if found is None:
+                i += 1
+                continue
+            n, key = found
+            start, end = words[i].start(), words[i + n - 1].end()
+            i += n
+            if not title_case and _in_longer_name(text, words, i - n, i, starts, w.rules.place_suffixes):
+                continue
+            if i < len(words) and text[end : words[i].start()] == " " and words[i].group().lower() in w.region_words:
+                continue
+            before = fold(text[max(0, start - _WINDOW) : start])
+            out.append((start, end, key, bool(self._locative.search(before))))
+        return out
 
     def _find(self, segments: list[str], sentences: list[list[tuple[int, int]]]) -> list[_Match]:
         found: list[_Match] = []
@@ -552,6 +650,60 @@ class Linker:
                     state = self._state_of_country.get(place_country or "")
                     if state is not None:
                         roles[state] = "speaker"
+
+
+def _pick(w: World, indices: list[int], key: str, countries: set[str], near: set[str], locative: bool) -> int | None:
+    """Which of the places sharing a name the entry means, by data/world.json's rules; None: no place."""
+    pick = next((j for j in indices if w.places[j].country in countries), None)
+    if pick is not None:
+        return pick
+    if key in w.stop_keys:
+        return None  # a common word or first name: only where its country is the story's
+    pick = next((j for j in indices if w.places[j].country in near), None)
+    if pick is not None:
+        return pick
+    best = w.places[indices[0]]
+    floor = w.rules.min_population if locative else w.rules.min_population_bare
+    return indices[0] if best.kind == "country" or best.population >= floor else None
+
+
+def _inside(at: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether `at` falls in one of `spans` (sorted, not overlapping)."""
+    k = bisect.bisect_right(spans, (at, sys.maxsize)) - 1
+    return k >= 0 and spans[k][0] <= at < spans[k][1]
+
+
+def _title_case(words: list[re.Match[str]]) -> bool:
+    """A headline in title case: most words capitalised, so capitals say nothing about names."""
+    long = [m.group() for m in words if len(m.group()) > 3 and cased(m.group())]
+    return len(long) >= 3 and sum(w[0].isupper() for w in long) >= 0.7 * len(long)
+
+
+def _capitalised(word: str) -> bool:
+    return cased(word) and word[0].isupper()
+
+
+def _in_longer_name(
+    text: str, words: list[re.Match[str]], i: int, j: int, starts: set[int], suffixes: Sequence[str]
+) -> bool:
+    """Whether words[i:j] are part of a longer capitalised name ("Florence Looi", "Camp David")."""
+    if j < len(words) and text[words[j - 1].end() : words[j].start()] == " ":
+        after = words[j].group()
+        if _capitalised(after) and after not in suffixes:
+            return True
+    if i > 0 and text[words[i - 1].end() : words[i].start()] == " ":
+        before = words[i - 1]
+        sentence_start = before.start() in starts or text[max(0, before.start() - 8) : before.start()].rstrip()[
+            -1:
+        ] in (
+            "",
+            '"',
+            "(",
+            ":",
+        )
+        if _capitalised(before.group()) and not sentence_start:
+            return True
+    return False
 
 
 def _speaks(before: str, after: str) -> bool:

@@ -158,8 +158,21 @@ async def _upsert_blog(conn: asyncpg.Connection, page: ParsedPage) -> tuple[int,
     return blog_id, "created" if row["inserted"] else "updated"
 
 
+async def ensure_found(conn: asyncpg.Connection, found: Sequence[Links]) -> None:
+    """Create the world places and discovered actors that links name and the database lacks."""
+    places = {spec.slug: spec for links in found for spec in links.new_locations}
+    for level in (True, False):  # countries (roots) first, then the places inside them
+        todo = [msgspec.structs.asdict(p) for p in places.values() if (p.parent is None) is level]
+        if todo:
+            await conn.execute(query("import_ensure_locations"), _json(todo))
+    actors = {spec.slug: spec for links in found for spec in links.new_actors}
+    if actors:
+        await conn.execute(query("import_ensure_actors"), _json(msgspec.structs.asdict(a) for a in actors.values()))
+
+
 async def _wanted(conn: asyncpg.Connection, entries: Sequence[ParsedEntry], link: LinkFn) -> list[_Wanted]:
     found = [link(e.headline, e.body) for e in entries]
+    await ensure_found(conn, found)
     actor_ids = await _ids(conn, "import_actor_ids", {a.slug for f in found for a in f.actors})
     location_ids = await _ids(conn, "import_location_ids", {s for f in found for s in f.locations})
     source_ids = await _ids(conn, "import_source_ids", {s for f in found for s in f.sources})
