@@ -199,7 +199,7 @@ def import_pages(settings: Settings, pages: tuple[Path, ...]) -> None:
         linker = await Linker.load(conn)
         for path, page in parsed:
             try:
-                r = await import_page(conn, page, linker.link)
+                r = await import_page(conn, page, linker)
             except DomainError as exc:
                 raise CliError(f"{path}: {exc.detail}") from exc
             click.echo(

@@ -608,4 +608,4 @@ async def import_page_text(conn: asyncpg.Connection, raw: bytes) -> ImportResult
     if not text.strip():
         raise InvalidInput("body: the page is empty", field="body")
     await ensure_gazetteer(conn)  # as `sitrep import` does: a fresh database gets the shipped catalog
-    return await import_text(conn, text, await load_linker(conn))
+    return await import_text(conn, text, await Linker.load(conn))  # a page: actors discovered across it

@@ -41,19 +41,24 @@ import re
 import sys
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import asyncpg
+import msgspec
 
+from db.ingest.discover import discoverer
 from db.ingest.gazetteer import DEFAULT_PATH, Gazetteer, Rules, read
-from db.ingest.types import LinkedActor, Links, Role
+from db.ingest.page import ParsedPage
+from db.ingest.types import ActorSpec, LinkedActor, Links, Role
 from db.ingest.world import MAX_WORDS, PlaceSpec, World, cased, key_of, tokens, world
+from db.ingest.world import words as tokens_of
 from db.sql import query
 
 Kind = Literal["actor", "location", "source"]
+LinkFn = Callable[[str, Sequence[str]], Links]
 
 # --- normalisation -------------------------------------------------------------------------
 
@@ -163,6 +168,7 @@ _SPEECH_WORDS = (
     r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|blam(?:e|es|ed|ing)|repeat(?:s|ed|ing)?|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
     r"comment(?:s|ed|ing)?|repl(?:y|ies|ied|ying)|post(?:s|ed|ing)|tweet(?:s|ed|ing)|alleg(?:e|es|ed|ing)|"
     r"vow(?:s|ed|ing)?|pledg(?:e|es|ed|ing)|condemn(?:s|ed|ing)?|explain(?:s|ed|ing)?|declar(?:e|es|ed|ing)|"
+    r"reject(?:s|ed|ing)?|dismiss(?:es|ed|ing)?|"
     r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?"
 )
 _SPEECH = "(?:" + _SPEECH_WORDS + ")"
@@ -180,8 +186,10 @@ _TITLE = (
 _NAME_WORD = r"(?:[A-Z][\w'.-]*|von|van|der|de|bin|al)"
 _COORD = r"(?:\s*,?\s+and\s+(?:the\s+)?[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})?"
 # after an actor's name: its spokesperson, an appositive, then a verb of speech
+_ACRONYM = r"(?:\s*\([A-Z][A-Za-z]?[A-Z]{1,6}\))?"  # "the Arakan Army (AA) said"
 _SPEAKER_AFTER = re.compile(
-    r"(?:'s?)?"
+    r"(?:'s?)?\)?"
+    + _ACRONYM
     + _COORD
     + r"(?:\s+" + _TITLE + r"\b(?:\s+" + _NAME_WORD + r"){0,4})?"
     + r"(?P<apposition>\s*,\s*[^,.;:\"]{1,120},)?"
@@ -196,12 +204,13 @@ _SPEAKER_BEFORE = re.compile(
 _BEFORE_END = re.compile(r"(?:\s+" + _TITLE + r")?\s*(?:[.,;:!?\"]|$)")
 # a state speaks only as the subject: directly before its verb, its head or government between
 _STATE_AFTER = re.compile(
-    r"(?:'s\s+(?i:president|prime\s+minister|chancellor|foreign\s+minister|foreign\s+ministry|government|leader|"
-    r"authorities)\b"
+    r"(?:'s\s+(?i:president|prime\s+minister|chancellor|(?:foreign|home|interior|defen[cs]e)\s+minister|"
+    r"foreign\s+ministry|government|leader|authorities)\b"
     r"(?:\s+" + _NAME_WORD + r"){0,4})?"
     + _COORD
     + r"(?P<comma>\s*,)?\s*" + _AUX + _SPEECH + r"\b"
 )  # fmt: skip
+_MODIFIER = re.compile(r"\s+(?:[a-z]+\s+){1,4}\([A-Z][A-Za-z]?[A-Z]{1,6}\)")
 _PREPOSITION_BEFORE = re.compile(
     r"\b(?:in|from|to|with|on|of|against|for|between|at|over|into|by|about|across|near|toward|towards)\s+(?:the\s+)?$",
     re.IGNORECASE,
@@ -290,6 +299,7 @@ class Linker:
     ) -> None:
         """Rows are (slug, kind, name, aliases, country) for actors and locations, (slug, kind,
         name, aliases) for sources; `attribution` maps a source slug to its attribution phrases."""
+        self._rows = (actors, locations, sources, rules, attribution)
         self._actors = {slug: _Actor(slug, kind, country) for slug, kind, _, _, country in actors}
         self._places = {slug: _Place(slug, kind, country) for slug, kind, _, _, country in locations}
         # the catalogue's countries by ISO code: a world place inside one takes it as its parent
@@ -405,6 +415,49 @@ class Linker:
             {s.slug: s.attribution for s in g.sources},
         )
 
+    # --- a page at a time ----------------------------------------------------------------------
+
+    def for_page(self, page: ParsedPage) -> LinkFn:
+        """The link function for a page's entries: the countries of the blog's title and
+        standfirst as context, and the people and organisations discovered across the page."""
+        context = self.countries_of([page.blog.title, page.blog.standfirst or ""])
+        texts = [t for e in page.entries for t in (e.headline, *e.body)]
+        return self.for_texts(texts, context)
+
+    def for_texts(self, texts: Sequence[str], context: Sequence[str] = ()) -> LinkFn:
+        """A link function that also knows the actors `texts` name that no catalogue lists."""
+        found = discoverer().find([normalize(t) for t in texts], self.knows)
+        if not found:
+            return lambda headline, paragraphs: self.link(headline, paragraphs, context)
+        actors, locations, sources, rules, attribution = self._rows
+        extra = [(f.slug, f.kind, f.name, f.aliases, None) for f in found if f.slug not in self._actors]
+        derived = Linker([*actors, *extra], locations, sources, rules, attribution, use_world=self._use_world)
+        specs = {f.slug: ActorSpec(f.slug, f.name, f.kind, None, tuple(f.aliases), f.phrase) for f in found}
+
+        def link(headline: str, paragraphs: Sequence[str]) -> Links:
+            links = derived.link(headline, paragraphs, context)
+            new = tuple(specs[a.slug] for a in links.actors if a.slug in specs)
+            return msgspec.structs.replace(links, new_actors=links.new_actors + new) if new else links
+
+        return link
+
+    def countries_of(self, texts: Sequence[str]) -> tuple[str, ...]:
+        """ISO codes of the countries (and of the places' countries) that `texts` name."""
+        links = self.link(texts[0] if texts else "", texts[1:])
+        codes = [self._places[s].country for s in links.locations if s in self._places]
+        codes += [spec.country for spec in links.new_locations]
+        return tuple(dict.fromkeys(c for c in codes if c))
+
+    def knows(self, name: str) -> bool:
+        """Whether a catalogue or the world gazetteer holds `name` (any kind)."""
+        written = normalize(name).strip()
+        if fold(written) in self._targets:
+            return True
+        return self._use_world and key_of(tokens_of(written)) in world().by_key
+
+    def people(self) -> set[str]:
+        return {a.slug for a in self._actors.values() if a.kind == "person"}
+
     # --- linking -------------------------------------------------------------------------------
 
     def link(self, headline: str, paragraphs: Sequence[str], context: Sequence[str] = ()) -> Links:
@@ -434,6 +487,8 @@ class Linker:
             people = [a for a in m.actors if self._actors[a].kind != "state"]
             states = [a for a in m.actors if self._actors[a].kind == "state"]
             chosen = self._resolve(m.key, people, named_actors, country)
+            if chosen is not None and _MODIFIER.match(after):
+                chosen = None  # "the UN refugee agency (UNHCR)": the name qualifies another organisation's
             if chosen is not None:
                 speaks = quoted or _speaks(before, after)
                 _note(roles, chosen, "speaker" if speaks else "mentioned")
@@ -456,10 +511,15 @@ class Linker:
         self._pronouns(segments, sentences, first_person, roles)
         self._demonym_links(segments, places, roles)
         new_locations: list[PlaceSpec] = []
+        new_actors: list[ActorSpec] = []
         if self._use_world:
             named = {c for m in matches for p in m.locations if (c := self._places[p].country)}
-            linked, new_locations = self._world_places(segments, sentences, matches, named, set(context))
+            linked, new_locations, speaking = self._world_places(segments, sentences, matches, named, set(context))
             places.extend(slug for slug in linked if slug not in places)
+            for spec in speaking:
+                roles[spec.slug] = "speaker"
+                if spec.slug not in self._actors:
+                    new_actors.append(spec)
         if self._phrase_matcher is not None:
             for text in segments:
                 for pm in self._phrase_matcher.finditer(fold(text)):
@@ -472,6 +532,7 @@ class Linker:
             locations=tuple(places),
             sources=tuple(sources),
             new_locations=tuple(new_locations),
+            new_actors=tuple(new_actors),
         )
 
     def _world_places(
@@ -481,50 +542,62 @@ class Linker:
         matches: list[_Match],
         named: set[str],
         context: set[str],
-    ) -> tuple[list[str], list[PlaceSpec]]:
-        """Places of the world gazetteer the entry names outside the catalogue's matches.
+    ) -> tuple[list[str], list[PlaceSpec], list[ActorSpec]]:
+        """Places of the world gazetteer the entry names outside the catalogue's matches, and
+        the world's states it reports speaking.
 
         Two passes: the first finds every name (and the countries among them, which join the
         entry's context), the second picks one place per name by the rules of data/world.json.
         """
         w = world()
-        hits: list[tuple[int, int, int, str, bool]] = []  # segment, start, end, key, locative
+        hits: list[_WorldHit] = []
         for i, text in enumerate(segments):
             covered = sorted((m.start, m.end) for m in matches if m.segment == i)
-            hits.extend((i, *hit) for hit in self._world_names(w, text, sentences[i], covered))
+            hits.extend(self._world_names(w, i, text, sentences[i], covered))
         countries = set(named) | context
-        for _, _, _, key, _ in hits:
-            first = w.places[w.by_key[key][0]]
-            if first.kind == "country":
+        for hit in hits:
+            first = w.places[w.by_key[hit.key][0]]
+            if first.kind == "country" and hit.key in w.country_keys:
                 countries.add(first.country)
         near = {n for c in countries for n in w.neighbours(c)} - countries
 
         linked: list[str] = []
         specs: dict[str, PlaceSpec] = {}
-        for segment, _, end, key, locative in hits:
-            pick = _pick(w, w.by_key[key], key, countries, near, locative)
+        states: dict[str, ActorSpec] = {}
+        for hit in hits:
+            pick = _pick(w, hit, countries, near)
             if pick is None:
                 continue
             place = w.places[pick]
-            if place.capital and _STATE_AFTER.match(segments[segment][end : end + _WINDOW]):
-                continue  # "Khartoum said": the government, not the place
+            text = segments[hit.segment]
+            before, after = text[max(0, hit.start - _WINDOW) : hit.start], text[hit.end : hit.end + _WINDOW]
             needed = w.spec(pick, self._country_slugs)
+            country_slug = self._country_slugs.get(place.country) or needed[0].slug
+            speaks = _state_speaks(before, after, capital=place.capital)
+            if (place.kind == "country" or (place.capital and not hit.locative)) and speaks:
+                # the state speaks ("Egypt's foreign minister said", "Cairo has rejected"): a state actor
+                phrase = text[hit.start : hit.end + 80].split(".")[0]
+                states.setdefault(
+                    country_slug,
+                    ActorSpec(country_slug, w.country_name(place.country), "state", place.country, (), phrase),
+                )
+            if place.capital and not hit.locative:
+                continue  # a capital stands for its government unless a locative word says it is the place
             for spec in needed:
                 specs.setdefault(spec.slug, spec)
-            slug = self._country_slugs.get(place.country, "") if place.kind == "country" else ""
-            slug = slug or needed[-1].slug
+            slug = country_slug if place.kind == "country" else needed[-1].slug
             if slug not in linked:
                 linked.append(slug)
-        return linked, list(specs.values())
+        return linked, list(specs.values()), list(states.values())
 
     def _world_names(
-        self, w: World, text: str, bounds: list[tuple[int, int]], covered: list[tuple[int, int]]
-    ) -> list[tuple[int, int, str, bool]]:
-        """(start, end, key, after a locative word) of every name in `text` the world index holds."""
+        self, w: World, segment: int, text: str, bounds: list[tuple[int, int]], covered: list[tuple[int, int]]
+    ) -> list[_WorldHit]:
+        """Every name in `text` the world index holds, outside the catalogue's matches."""
         words = tokens(text)
         starts = {b[0] for b in bounds}
         title_case = _title_case(words)
-        out: list[tuple[int, int, str, bool]] = []
+        out: list[_WorldHit] = []
         i = 0
         while i < len(words):
             word = words[i].group()
@@ -548,12 +621,16 @@ class Linker:
             n, key = found
             start, end = words[i].start(), words[i + n - 1].end()
             i += n
+            written = text[start:end]
+            if len(written) > 1 and written.isupper() and key not in w.caps_keys:
+                continue  # "MENA", "UN": an acronym, not a place's name
             if not title_case and _in_longer_name(text, words, i - n, i, starts, w.rules.place_suffixes):
                 continue
             if i < len(words) and text[end : words[i].start()] == " " and words[i].group().lower() in w.region_words:
                 continue
             before = fold(text[max(0, start - _WINDOW) : start])
-            out.append((start, end, key, bool(self._locative.search(before))))
+            initial = start in starts or text[max(0, start - 4) : start].strip() in ("", '"', "'", "(", "[")
+            out.append(_WorldHit(segment, start, end, key, bool(self._locative.search(before)), initial and n == 1))
         return out
 
     def _find(self, segments: list[str], sentences: list[list[tuple[int, int]]]) -> list[_Match]:
@@ -652,19 +729,35 @@ class Linker:
                         roles[state] = "speaker"
 
 
-def _pick(w: World, indices: list[int], key: str, countries: set[str], near: set[str], locative: bool) -> int | None:
-    """Which of the places sharing a name the entry means, by data/world.json's rules; None: no place."""
-    pick = next((j for j in indices if w.places[j].country in countries), None)
+class _WorldHit(NamedTuple):
+    segment: int
+    start: int
+    end: int
+    key: str
+    locative: bool  # after a locative word ("in", "near", "the town of")
+    initial: bool  # one word opening a sentence: its capital letter says nothing
+
+
+def _pick(w: World, hit: _WorldHit, countries: set[str], near: set[str]) -> int | None:
+    """Which of the places sharing a name the entry means, by data/world.json's rules; None: no place.
+
+    A place's own name (or a country's) links in the story's countries, then in their
+    neighbours, then anywhere if populous enough; an alternate name (an exonym, an old or
+    foreign spelling) only in the story's countries and not opening a sentence, since
+    alternate names include words of every language ("Thai", "More", "Taiga")."""
+    indices = w.by_key[hit.key]
+    own = [j for j in indices if w.is_own_name(j, hit.key)]
+    local = next((j for j in indices if w.places[j].country in countries), None)
+    if local is not None and (local in own or not hit.initial):
+        return local
+    if hit.key in w.stop_keys or not own:
+        return None  # a common word or first name, or an alternate name outside the story's countries
+    pick = next((j for j in own if w.places[j].country in near), None)
     if pick is not None:
         return pick
-    if key in w.stop_keys:
-        return None  # a common word or first name: only where its country is the story's
-    pick = next((j for j in indices if w.places[j].country in near), None)
-    if pick is not None:
-        return pick
-    best = w.places[indices[0]]
-    floor = w.rules.min_population if locative else w.rules.min_population_bare
-    return indices[0] if best.kind == "country" or best.population >= floor else None
+    best = w.places[own[0]]
+    floor = w.rules.min_population if hit.locative else w.rules.min_population_bare
+    return own[0] if best.kind == "country" or best.population >= floor else None
 
 
 def _inside(at: int, spans: list[tuple[int, int]]) -> bool:
@@ -679,6 +772,9 @@ def _title_case(words: list[re.Match[str]]) -> bool:
     return len(long) >= 3 and sum(w[0].isupper() for w in long) >= 0.7 * len(long)
 
 
+_NAME_GAP = re.compile(r" |\] | \[|\]")
+
+
 def _capitalised(word: str) -> bool:
     return cased(word) and word[0].isupper()
 
@@ -687,11 +783,16 @@ def _in_longer_name(
     text: str, words: list[re.Match[str]], i: int, j: int, starts: set[int], suffixes: Sequence[str]
 ) -> bool:
     """Whether words[i:j] are part of a longer capitalised name ("Florence Looi", "Camp David")."""
-    if j < len(words) and text[words[j - 1].end() : words[j].start()] == " ":
+    if j < len(words) and _NAME_GAP.fullmatch(text[words[j - 1].end() : words[j].start()]):
         after = words[j].group()
         if _capitalised(after) and after not in suffixes:
-            return True
-    if i > 0 and text[words[i - 1].end() : words[i].start()] == " ":
+            return True  # "Florence Looi", "[Vladimir] Putin"
+    if i > 1 and text[words[i - 1].end() : words[i].start()] == " " and words[i - 1].group() == "of":
+        # "the Global New Light of Myanmar", "University of Khartoum": the place names the institution
+        owner = words[i - 2]
+        opening = owner.start() in starts or text[max(0, owner.start() - 4) : owner.start()].strip() in ("", '"')
+        return _capitalised(owner.group()) and not opening and text[owner.end() : words[i - 1].start()] == " "
+    if i > 0 and _NAME_GAP.fullmatch(text[words[i - 1].end() : words[i].start()]):
         before = words[i - 1]
         sentence_start = before.start() in starts or text[max(0, before.start() - 8) : before.start()].rstrip()[
             -1:

@@ -19,6 +19,7 @@ import asyncpg
 import msgspec
 
 from db.errors import DomainError, from_postgres
+from db.ingest.linker import Linker
 from db.ingest.page import Embed, Image, Media, ParsedEntry, ParsedPage, parse_page
 from db.ingest.types import Links
 from db.sql import query
@@ -65,13 +66,18 @@ class _Wanted(msgspec.Struct):
         return (e.published_at, e.headline, e.body, e.kind)
 
 
-async def import_text(conn: asyncpg.Connection, text: str, link: LinkFn) -> ImportResult:
+async def import_text(conn: asyncpg.Connection, text: str, link: LinkFn | Linker) -> ImportResult:
     """Parse a page (PageError names the line if it cannot) and import it."""
     return await import_page(conn, parse_page(text), link)
 
 
-async def import_page(conn: asyncpg.Connection, page: ParsedPage, link: LinkFn) -> ImportResult:
-    """Upsert the page's blog and entries in one transaction; see the module docstring."""
+async def import_page(conn: asyncpg.Connection, page: ParsedPage, link: LinkFn | Linker) -> ImportResult:
+    """Upsert the page's blog and entries in one transaction; see the module docstring.
+
+    Given a Linker, entries are linked as a page (`Linker.for_page`: the blog's countries as
+    context, actors discovered across its entries); given a function, one entry at a time."""
+    if isinstance(link, Linker):
+        link = link.for_page(page)
     try:
         async with conn.transaction():
             return await _import(conn, page, link)

@@ -98,8 +98,13 @@ class World:
         self.places = places
         self.by_key: dict[str, list[int]] = by_key or {}
         self.countries = {p.country: i for i, p in enumerate(places) if p.kind == "country"}
-        self.stop_keys = frozenset(key_of(_words(s)) for s in rules.stop_names)
+        self.stop_keys = frozenset(key_of(words(s)) for s in rules.stop_names)
         self.region_words = frozenset(w.lower() for w in rules.region_words)
+        self.country_keys = frozenset(
+            [key_of(words(p.name)) for p in places if p.kind == "country"]
+            + [key_of(words(a)) for a in rules.country_aliases]
+        )
+        self.caps_keys = frozenset(key_of(words(a)) for a in rules.country_aliases if a.isupper())
         if by_key is not None:
             return
         for i, place in enumerate(places):
@@ -179,6 +184,14 @@ class World:
             )
         return out
 
+    def is_own_name(self, index: int, key: str) -> bool:
+        """Whether `key` is the place's own name (for a country, also one of its aliases in the rules)."""
+        place = self.places[index]
+        return key_of(words(place.name)) == key or (place.kind == "country" and key in self.country_keys)
+
+    def country_name(self, code: str) -> str:
+        return self.places[self.countries[code]].name
+
     def neighbours(self, country: str) -> tuple[str, ...]:
         return _NEIGHBOURS.get(country, ())
 
@@ -186,7 +199,7 @@ class World:
 _NEIGHBOURS: dict[str, tuple[str, ...]] = {}
 
 
-def _words(name: str) -> list[str]:
+def words(name: str) -> list[str]:
     return _TOKEN.findall(name)
 
 

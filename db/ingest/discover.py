@@ -1,0 +1,124 @@
+"""Discover people and organisations that no gazetteer lists, from the way a report names them.
+
+The rules and word lists live in data/discovery.json (see its comment). `discover(texts)`
+reads every entry of a page first, so a name found in full in one entry links its surname
+or acronym in every other; the linker then matches the discovered names like any other
+actor's (db/ingest/linker.py: `Linker.for_page`), with the same reading of speaker roles.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import msgspec
+
+from db.ingest.page import slugify
+
+RULES_PATH = Path(__file__).parent / "data" / "discovery.json"
+
+
+class DiscoveryRules(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    comment: str | None = None
+    titles: list[str] = []
+    not_name_words: list[str] = []
+    particles: list[str] = []
+    military_words: list[str] = []
+    state_words: list[str] = []
+
+
+class Found(msgspec.Struct):
+    """A name found in the text: what it is, the words it goes by, and the phrase that found it."""
+
+    slug: str
+    name: str
+    kind: str  # person, organization, military
+    aliases: list[str]
+    phrase: str
+
+
+_SPEECH = (
+    r"(?:has\s+|had\s+|also\s+|later\s+)?(?:said|says|told|tells|added|wrote|warned|denied|announced|"
+    r"confirmed|claimed|stated|urged|accused|blamed|insisted|explained)\b"
+)
+
+
+class Discoverer:
+    def __init__(self, rules: DiscoveryRules) -> None:
+        self.rules = rules
+        self._not_name = frozenset(rules.not_name_words)
+        self._military = tuple(rules.military_words)
+        particle = "|".join(re.escape(p) for p in rules.particles)
+        word = r"[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)*"  # "Al-Nur", "O'Brien"; not "Sunak's"
+        name = rf"(?:{word}|(?:{particle})-{word})(?:\s+(?:(?:{particle})[\s-])?(?:{word}))" + "{1,3}"
+        self._name = name
+        titles = "|".join(re.escape(t) for t in sorted(rules.titles, key=len, reverse=True))
+        # "Foreign Minister Karim Fawzy Nassar", "WFP country director Halima Osterberg"
+        self._after_title = re.compile(rf"(?<![\w-])(?:(?:{titles})\s+)+(?P<name>{name})(?![\w-])")
+        # "Abdelrahim Bakhit Suleiman, an RSF field commander," / "Myo Zaw Lwin, a 24-year-old engineer"
+        self._apposition = re.compile(
+            rf"(?:^|(?<=[.;:\"]\s)|(?<=^\"))(?P<name>{name}),\s+(?:a|an|the)\s+[^,.;]{{3,80}}[,.]"
+        )
+        # "Halima Osterberg said"
+        self._before_speech = re.compile(rf"(?<![\w-])(?P<name>{name})\s+{_SPEECH}")
+        org_word = r"(?:[A-Z][\w'-]*|of|for|the|and|on|in|de|du|al)"
+        # "Rapid Support Forces (RSF)", "the UN refugee agency (UNHCR)"
+        self._acronym = re.compile(
+            rf"(?P<org>(?:[A-Z][\w'-]*\s+)(?:{org_word}\s+){{0,6}}?)?\((?P<acr>[A-Z][A-Za-z]?[A-Z]{{1,6}})\)"
+        )
+
+    def find(self, texts: Iterable[str], known: Callable[[str], bool]) -> list[Found]:
+        """What the texts name that `known` (a name the catalogues hold) does not, in order found."""
+        found: dict[str, Found] = {}
+        for text in texts:
+            for m in self._acronym.finditer(text):
+                self._organisation(m, found, known)
+            for pattern in (self._after_title, self._apposition, self._before_speech):
+                for m in pattern.finditer(text):
+                    self._person(m.group("name"), text[m.start() : m.end()], found, known)
+        return list(found.values())
+
+    def _organisation(self, m: re.Match[str], found: dict[str, Found], known: Callable[[str], bool]) -> None:
+        acronym = m.group("acr")
+        words = (m.group("org") or "").split()
+        while (words and words[0] in ("The", "the", "A", "An")) or (words and not words[0][0].isupper()):
+            words = words[1:]
+        while words and not words[-1][0].isupper():
+            words.pop()
+        name = " ".join(words)
+        initials = "".join(w[0] for w in words if w[0].isupper())
+        if len(words) < 2 or not _abbreviates(initials, acronym):
+            name = ""  # the words before the brackets are not the name the acronym shortens
+        if known(acronym) or (name and known(name)):
+            return
+        full = name or acronym
+        kind = "military" if any(w in full.split() for w in self._military) else "organization"
+        slug = slugify(full)
+        if slug not in found:
+            found[slug] = Found(slug, full, kind, [acronym] if name else [], m.group())
+
+    def _person(self, name: str, phrase: str, found: dict[str, Found], known: Callable[[str], bool]) -> None:
+        words = name.split()
+        if any(w in self._not_name for w in words) or known(name):
+            return
+        if any(known(" ".join(words[k : k + n])) for n in (2, 1) for k in range(len(words) - n + 1)):
+            return  # holds a name the catalogues know: "Al Jazeera Florence Looi", "Port Sudan Hamdi"
+        slug = slugify(name)
+        if slug in found or any(slug in f.slug or f.slug in slug for f in found.values() if f.kind == "person"):
+            return  # "Halima Osterberg" found again, or a shorter run of a name found already
+        surname = words[-1]
+        aliases = [surname] if not known(surname) and surname not in self._not_name else []
+        found[slug] = Found(slug, name, "person", aliases, phrase)
+
+
+def _abbreviates(initials: str, acronym: str) -> bool:
+    """ "Rapid Support Forces" for RSF; "Doctors Without Borders" for MSF is a foreign acronym: kept
+    when the acronym has as many letters as the name has words."""
+    return initials.upper() == acronym.upper() or len(initials) == len(acronym)
+
+
+@functools.cache
+def discoverer(path: Path = RULES_PATH) -> Discoverer:
+    return Discoverer(msgspec.json.decode(path.read_bytes(), type=DiscoveryRules))
