@@ -62,15 +62,20 @@ class Discoverer:
             rf"(?:^|(?<=[.;:\"]\s)|(?<=^\"))(?P<name>{name}),\s+(?:a|an|the)\s+[^,.;]{{3,80}}[,.]"
         )
         # "Halima Osterberg said"
-        self._before_speech = re.compile(rf"(?<![\w-])(?P<name>{name})\s+{_SPEECH}")
+        # "Halima Osterberg said", "a spokesperson for the mission, Ferdinand Okafor, said"
+        self._before_speech = re.compile(rf"(?<![\w-])(?P<name>{name}),?\s+{_SPEECH}")
         org_word = r"(?:[A-Z][\w'-]*|of|for|the|and|on|in|de|du|al)"
         # "Rapid Support Forces (RSF)", "the UN refugee agency (UNHCR)"
         self._acronym = re.compile(
-            rf"(?P<org>(?:[A-Z][\w'-]*\s+)(?:{org_word}\s+){{0,6}}?)?\((?P<acr>[A-Z][A-Za-z]?[A-Z]{{1,6}})\)"
+            rf"(?P<org>(?:[A-Z][\w'-]*\s+)(?:{org_word}\s+){{0,6}}?)?\((?P<acr>[A-Z](?=[A-Za-z]*[A-Z])[A-Za-z]{{1,7}})\)"
         )
 
-    def find(self, texts: Iterable[str], known: Callable[[str], bool]) -> list[Found]:
-        """What the texts name that `known` (a name the catalogues hold) does not, in order found."""
+    def find(
+        self, texts: Iterable[str], known: Callable[[str], bool], known_actor: Callable[[str], bool] | None = None
+    ) -> list[Found]:
+        """What the texts name that `known` (a name the catalogues hold) does not, in order found;
+        a person's name that holds a name `known_actor` knows ("Al Jazeera Florence Looi") is not new."""
+        self._known_actor = known_actor or known
         found: dict[str, Found] = {}
         for text in texts:
             for m in self._acronym.finditer(text):
@@ -91,8 +96,8 @@ class Discoverer:
         initials = "".join(w[0] for w in words if w[0].isupper())
         if len(words) < 2 or not _abbreviates(initials, acronym):
             name = ""  # the words before the brackets are not the name the acronym shortens
-        if known(acronym) or (name and known(name)):
-            return
+        if (name and known(name)) or (not name and known(acronym)):
+            return  # a name the catalogues know; an acronym known for another name stays this page's
         full = name or acronym
         kind = "military" if any(w in full.split() for w in self._military) else "organization"
         slug = slugify(full)
@@ -103,7 +108,7 @@ class Discoverer:
         words = name.split()
         if any(w in self._not_name for w in words) or known(name):
             return
-        if any(known(" ".join(words[k : k + n])) for n in (2, 1) for k in range(len(words) - n + 1)):
+        if any(self._known_actor(" ".join(words[k : k + n])) for n in (2, 1) for k in range(len(words) - n + 1)):
             return  # holds a name the catalogues know: "Al Jazeera Florence Looi", "Port Sudan Hamdi"
         slug = slugify(name)
         if slug in found or any(slug in f.slug or f.slug in slug for f in found.values() if f.kind == "person"):
@@ -114,9 +119,11 @@ class Discoverer:
 
 
 def _abbreviates(initials: str, acronym: str) -> bool:
-    """ "Rapid Support Forces" for RSF; "Doctors Without Borders" for MSF is a foreign acronym: kept
-    when the acronym has as many letters as the name has words."""
-    return initials.upper() == acronym.upper() or len(initials) == len(acronym)
+    """Whether the acronym shortens the name: "Rapid Support Forces" for RSF, or an acronym of the
+    name in another language ("Doctors Without Borders" for MSF, "Malian Armed Forces" for FAMa)
+    with as many capitals as the name has words."""
+    capitals = "".join(c for c in acronym if c.isupper())
+    return initials.upper() == acronym.upper() or len(initials) == len(capitals)
 
 
 @functools.cache

@@ -168,7 +168,7 @@ _SPEECH_WORDS = (
     r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|blam(?:e|es|ed|ing)|repeat(?:s|ed|ing)?|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
     r"comment(?:s|ed|ing)?|repl(?:y|ies|ied|ying)|post(?:s|ed|ing)|tweet(?:s|ed|ing)|alleg(?:e|es|ed|ing)|"
     r"vow(?:s|ed|ing)?|pledg(?:e|es|ed|ing)|condemn(?:s|ed|ing)?|explain(?:s|ed|ing)?|declar(?:e|es|ed|ing)|"
-    r"reject(?:s|ed|ing)?|dismiss(?:es|ed|ing)?|"
+    r"reject(?:s|ed|ing)?|dismiss(?:es|ed|ing)?|acknowledg(?:e|es|ed|ing)|criticis(?:e|es|ed|ing)|criticiz(?:e|es|ed|ing)|"
     r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?"
 )
 _SPEECH = "(?:" + _SPEECH_WORDS + ")"
@@ -186,7 +186,7 @@ _TITLE = (
 _NAME_WORD = r"(?:[A-Z][\w'.-]*|von|van|der|de|bin|al)"
 _COORD = r"(?:\s*,?\s+and\s+(?:the\s+)?[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})?"
 # after an actor's name: its spokesperson, an appositive, then a verb of speech
-_ACRONYM = r"(?:\s*\([A-Z][A-Za-z]?[A-Z]{1,6}\))?"  # "the Arakan Army (AA) said"
+_ACRONYM = r"(?:\s*\([A-Z](?=[A-Za-z]*[A-Z])[A-Za-z]{1,7}\))?"  # "the Arakan Army (AA) said", "(FAMa)"
 _SPEAKER_AFTER = re.compile(
     r"(?:'s?)?\)?"
     + _ACRONYM
@@ -204,13 +204,20 @@ _SPEAKER_BEFORE = re.compile(
 _BEFORE_END = re.compile(r"(?:\s+" + _TITLE + r")?\s*(?:[.,;:!?\"]|$)")
 # a state speaks only as the subject: directly before its verb, its head or government between
 _STATE_AFTER = re.compile(
-    r"(?:'s\s+(?i:president|prime\s+minister|chancellor|(?:foreign|home|interior|defen[cs]e)\s+minister|"
+    r"(?:'s\s+(?:(?:new|interim|transitional|military|former)\s+)?"
+    r"(?i:president|prime\s+minister|chancellor|(?:foreign|home|interior|defen[cs]e)\s+minister|"
     r"foreign\s+ministry|government|leader|authorities)\b"
     r"(?:\s+" + _NAME_WORD + r"){0,4})?"
     + _COORD
     + r"(?P<comma>\s*,)?\s*" + _AUX + _SPEECH + r"\b"
 )  # fmt: skip
-_MODIFIER = re.compile(r"\s+(?:[a-z]+\s+){1,4}\([A-Z][A-Za-z]?[A-Z]{1,6}\)")
+_GOVERNMENT_SAID = re.compile(
+    r"\b(?:[Tt]he\s+)?[Gg]overnment(?:'s)?\s+(?:spokes(?:person|man|woman)\s+(?:[A-Z][\w'-]*\s+){1,4})?"
+    + _AUX
+    + _SPEECH
+    + r"\b"
+)
+_MODIFIER = re.compile(r"\s+(?:[a-z]+\s+){1,4}\([A-Z](?=[A-Za-z]*[A-Z])[A-Za-z]{1,7}\)")
 _PREPOSITION_BEFORE = re.compile(
     r"\b(?:in|from|to|with|on|of|against|for|between|at|over|into|by|about|across|near|toward|towards)\s+(?:the\s+)?$",
     re.IGNORECASE,
@@ -226,7 +233,8 @@ _SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _SOURCE_BEFORE = re.compile(
     r"(?:\baccording\s+to|\bciting|\bcited\s+by|\bquoted\s+by|\breported\s+by|\bpublished\s+by|\bbroadcast\s+by|"
     r"\breport\s+by)\s+(?:[\w'.-]+\s+){0,5}$"
-    r"|(?:\btold|\btells|\btelling|\binterview\s+with|\bspeaking\s+to|\bsaid\s+to)\s+(?:the\s+)?$"
+    r"|(?:\btold|\btells|\btelling|\binterview\s+with|\bspeaking\s+to|\bsaid\s+to)\s+(?:the\s+)?"
+    r"(?:(?:[\w-]+\s+){0,3}(?:news\s+)?(?:agency|broadcaster|newspaper|channel)\s+)?$"  # "told the French news agency AFP"
 )
 _SOURCE_ON = re.compile(
     r"\b(?:on|via)\s+(?:the\s+|its\s+|his\s+|her\s+|their\s+|a\s+|an\s+|official\s+)*"
@@ -426,13 +434,25 @@ class Linker:
 
     def for_texts(self, texts: Sequence[str], context: Sequence[str] = ()) -> LinkFn:
         """A link function that also knows the actors `texts` name that no catalogue lists."""
-        found = discoverer().find([normalize(t) for t in texts], self.knows)
+        found = discoverer().find([normalize(t) for t in texts], self.knows, self.knows_actor)
         if not found:
             return lambda headline, paragraphs: self.link(headline, paragraphs, context)
         actors, locations, sources, rules, attribution = self._rows
-        extra = [(f.slug, f.kind, f.name, f.aliases, None) for f in found if f.slug not in self._actors]
+        # an organisation found on a page about one country is that country's (RSF is Sudan's)
+        home = context[0] if len(context) == 1 else None
+        extra = [
+            (f.slug, f.kind, f.name, f.aliases, None if f.kind == "person" else home)
+            for f in found
+            if f.slug not in self._actors
+        ]
+        # on this page an acronym means the organisation the page spells out, whatever it meant elsewhere
+        defaults = {alias: f.slug for f in found if f.kind != "person" for alias in f.aliases}
+        rules = msgspec.structs.replace(rules, ambiguous_defaults={**rules.ambiguous_defaults, **defaults})
         derived = Linker([*actors, *extra], locations, sources, rules, attribution, use_world=self._use_world)
-        specs = {f.slug: ActorSpec(f.slug, f.name, f.kind, None, tuple(f.aliases), f.phrase) for f in found}
+        specs = {
+            f.slug: ActorSpec(f.slug, f.name, f.kind, None if f.kind == "person" else home, tuple(f.aliases), f.phrase)
+            for f in found
+        }
 
         def link(headline: str, paragraphs: Sequence[str]) -> Links:
             links = derived.link(headline, paragraphs, context)
@@ -454,6 +474,10 @@ class Linker:
         if fold(written) in self._targets:
             return True
         return self._use_world and key_of(tokens_of(written)) in world().by_key
+
+    def knows_actor(self, name: str) -> bool:
+        """Whether a catalogue holds `name` as an actor's name or alias."""
+        return any(t.kind == "actor" for t in self._targets.get(fold(normalize(name).strip()), ()))
 
     def people(self) -> set[str]:
         return {a.slug for a in self._actors.values() if a.kind == "person"}
@@ -486,7 +510,7 @@ class Linker:
             # actors
             people = [a for a in m.actors if self._actors[a].kind != "state"]
             states = [a for a in m.actors if self._actors[a].kind == "state"]
-            chosen = self._resolve(m.key, people, named_actors, country)
+            chosen = self._resolve(m.key, people, named_actors, country, context)
             if chosen is not None and _MODIFIER.match(after):
                 chosen = None  # "the UN refugee agency (UNHCR)": the name qualifies another organisation's
             if chosen is not None:
@@ -516,6 +540,7 @@ class Linker:
             named = {c for m in matches for p in m.locations if (c := self._places[p].country)}
             linked, new_locations, speaking = self._world_places(segments, sentences, matches, named, set(context))
             places.extend(slug for slug in linked if slug not in places)
+            speaking += self._government_speaks(segments, places, new_locations, speaking)
             for spec in speaking:
                 roles[spec.slug] = "speaker"
                 if spec.slug not in self._actors:
@@ -552,7 +577,8 @@ class Linker:
         w = world()
         hits: list[_WorldHit] = []
         for i, text in enumerate(segments):
-            covered = sorted((m.start, m.end) for m in matches if m.segment == i)
+            # a name the catalogue holds only as a state (a state discovered earlier) is still a place here
+            covered = sorted((m.start, m.end) for m in matches if m.segment == i and not self._only_states(m))
             hits.extend(self._world_names(w, i, text, sentences[i], covered))
         countries = set(named) | context
         for hit in hits:
@@ -590,13 +616,38 @@ class Linker:
                 linked.append(slug)
         return linked, list(specs.values()), list(states.values())
 
+    def _only_states(self, m: _Match) -> bool:
+        return not m.locations and not m.sources and all(self._actors[a].kind == "state" for a in m.actors)
+
+    def _government_speaks(
+        self, segments: list[str], places: list[str], found: list[PlaceSpec], speaking: list[ActorSpec]
+    ) -> list[ActorSpec]:
+        """ "The government said", "Government spokesperson X said" in an entry that names one
+        country: that country's state speaks."""
+        hit = next((m for text in segments if (m := _GOVERNMENT_SAID.search(text))), None)
+        if hit is None:
+            return []
+        codes = {self._places[p].country for p in places if p in self._places and self._places[p].kind == "country"}
+        codes |= {spec.country for spec in found if spec.kind == "country" and spec.slug in places}
+        if len(codes) != 1:
+            return []
+        code = codes.pop() or ""
+        slug = self._state_of_country.get(code) or self._country_slugs.get(code) or ""
+        if not slug:
+            slug = next((spec.slug for spec in found if spec.kind == "country" and spec.country == code), "")
+        if not slug or any(spec.slug == slug for spec in speaking):
+            return []
+        w = world()
+        name = w.country_name(code) if code in w.countries else slug
+        return [ActorSpec(slug, name, "state", code, (), hit.group())]
+
     def _world_names(
         self, w: World, segment: int, text: str, bounds: list[tuple[int, int]], covered: list[tuple[int, int]]
     ) -> list[_WorldHit]:
         """Every name in `text` the world index holds, outside the catalogue's matches."""
         words = tokens(text)
         starts = {b[0] for b in bounds}
-        title_case = _title_case(words)
+        title_case = segment == 0 and _title_case(words)  # only a headline is written in title case
         out: list[_WorldHit] = []
         i = 0
         while i < len(words):
@@ -673,7 +724,9 @@ class Linker:
                     return self._places[slug].country
         return None
 
-    def _resolve(self, key: str, candidates: list[str], fully_named: list[str], country: str | None) -> str | None:
+    def _resolve(
+        self, key: str, candidates: list[str], fully_named: list[str], country: str | None, context: Sequence[str] = ()
+    ) -> str | None:
         if len(candidates) <= 1:
             return candidates[0] if candidates else None
         default = self._defaults.get(key)
@@ -686,7 +739,8 @@ class Linker:
             local = [slug for slug in candidates if self._actors[slug].country == country]
             if len(local) == 1:
                 return local[0]
-        return None
+        local = [slug for slug in candidates if self._actors[slug].country in context]
+        return local[0] if len(local) == 1 else None  # the one of the blog's country
 
     def _resolve_place(self, candidates: list[str], fully_named: list[str]) -> str | None:
         if len(candidates) == 1:

@@ -55,12 +55,16 @@ async def relink(
 
     seen = changed = 0
     after = 0
+    contexts: dict[int, tuple[str, ...]] = {}
     while True:
         rows = await conn.fetch(query("relink_entries_after"), after, batch)
         if not rows:
             break
         after = rows[-1]["id"]
-        found = {r["id"]: linker.link(r["headline"], r["body"]) for r in rows}
+        for r in rows:
+            if r["blog_id"] not in contexts:  # the blog's countries, as an import links its page
+                contexts[r["blog_id"]] = linker.countries_of([r["title"], r["standfirst"] or ""])
+        found = {r["id"]: linker.link(r["headline"], r["body"], contexts[r["blog_id"]]) for r in rows}
         if any(("location", spec.slug) not in ids for links in found.values() for spec in links.new_locations) or any(
             ("actor", spec.slug) not in ids for links in found.values() for spec in links.new_actors
         ):
