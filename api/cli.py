@@ -1,4 +1,4 @@
-"""The `sitrep` command line: serve, migrate, import, relink, generate, keys.
+"""The `sitrep` command line: serve, migrate, import, relink, generate, keys, actors.
 
 Every expected failure is one line on stderr and a non-zero exit, never a traceback.
 """
@@ -18,6 +18,7 @@ import asyncpg
 import click
 import msgspec
 
+from api.cli_actors import actors
 from api.cli_keys import keys
 from api.settings import Settings, from_env
 
@@ -267,6 +268,7 @@ def relink(settings: Settings, gazetteer_path: Path | None) -> None:
 
 
 cli.add_command(keys)
+cli.add_command(actors)
 
 
 def main(argv: list[str] | None = None) -> Any:
