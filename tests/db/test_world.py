@@ -3,6 +3,7 @@ precision/recall goal on every annotated page (db/ingest/evaluate.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import asyncpg
@@ -243,3 +244,23 @@ async def test_pages_of_several_wars_share_one_catalogue_and_relinking_changes_n
     }
     result = await relink(conn)
     assert result.changed == 0
+
+
+async def test_an_entry_written_through_the_api_gets_its_world_places(conn: asyncpg.Connection) -> None:
+    from db.writes import EntryCreate, create_entry, load_linker
+
+    await load_gazetteer(conn)
+    await conn.execute("INSERT INTO blogs (slug, title, published_at) VALUES ('sudan-live', 'Sudan live', now())")
+    data = EntryCreate(
+        blog="sudan-live",
+        published_at=dt.datetime(2024, 5, 20, tzinfo=dt.UTC),
+        headline="Shelling in Omdurman",
+        body=["Residents fled."],
+    )
+    entry_id = await create_entry(conn, data, load_linker)
+    linked = await conn.fetch(
+        "SELECT l.slug, p.slug AS parent FROM entry_locations el JOIN locations l ON l.id = el.location_id "
+        "JOIN locations p ON p.id = l.parent_id WHERE el.entry_id = $1",
+        entry_id,
+    )
+    assert [(r["slug"], r["parent"]) for r in linked] == [("omdurman-sd", "sudan")]
