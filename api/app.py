@@ -14,6 +14,7 @@ from api.auth import AuthError, AuthMiddleware, auth_error_handler, auth_lifespa
 from api.caching import HttpCachingMiddleware
 from api.controllers import read as read_routes
 from api.controllers.changes import list_changes
+from api.controllers.curation import curation_routes
 from api.controllers.keys import KeysController
 from api.controllers.stream import stream_entries
 from api.controllers.usage import usage
@@ -72,6 +73,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             KeysController,
             usage,
             *write_routes,
+            *curation_routes,
             *read_routes.route_handlers,
             list_changes,
             stream_entries,

@@ -46,7 +46,7 @@ def confirm(settings: Settings, slug: str) -> None:
 @click.pass_obj
 def rename(settings: Settings, slug: str, name: str, new_slug: str | None) -> None:
     """Give an actor its proper NAME; the old name stays an alias, its links stay."""
-    target = _run(settings, lambda conn: curate.rename(conn, slug, name, new_slug))
+    _, target = _run(settings, lambda conn: curate.rename(conn, slug, name, new_slug))
     click.echo(f"{slug}: renamed {name!r} ({target})")
 
 
@@ -56,5 +56,5 @@ def rename(settings: Settings, slug: str, name: str, new_slug: str | None) -> No
 @click.pass_obj
 def merge(settings: Settings, source: str, into: str) -> None:
     """Merge actor SOURCE into INTO: its entries link INTO, its names become INTO's aliases."""
-    moved = _run(settings, lambda conn: curate.merge(conn, source, into))
+    _, moved = _run(settings, lambda conn: curate.merge(conn, source, into))
     click.echo(f"{source}: merged into {into} ({moved} entries relinked)")

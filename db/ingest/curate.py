@@ -36,47 +36,68 @@ async def discovered(conn: asyncpg.Connection, status: str | None = None, limit:
     return [Discovered(**dict(r)) for r in await conn.fetch(query("curate_discovered"), status, limit)]
 
 
-async def _actor(conn: asyncpg.Connection, slug: str) -> asyncpg.Record:
-    row = await conn.fetchrow(query("curate_actor"), slug)
+Ref = int | str  # an actor's id or slug
+
+
+class Rename(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The body of a rename: the new name, and the new slug (made from the name when absent)."""
+
+    name: str
+    slug: str | None = None
+
+
+class Merge(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The body of a merge: the actor (id or slug) that takes the other's links and names."""
+
+    into: int | str
+
+
+async def _actor(conn: asyncpg.Connection, ref: Ref, field: str = "slug") -> asyncpg.Record:
+    ident, slug = (ref, None) if isinstance(ref, int) else (None, ref)
+    row = await conn.fetchrow(query("curate_actor"), ident, slug)
     if row is None:
-        raise NotFound(f"no actor {slug!r}", field="slug")
+        raise NotFound(f"no actor {ref!r}", field=field)
     return row
 
 
-async def confirm(conn: asyncpg.Connection, slug: str) -> None:
+async def confirm(conn: asyncpg.Connection, ref: Ref) -> int:
+    """Confirm a discovered actor; its id."""
     async with conn.transaction():
-        row = await _actor(conn, slug)
+        row = await _actor(conn, ref)
         if row["status"] is None:
-            raise InvalidInput(f"{slug!r} was not discovered: it comes from the gazetteer or the API", field="slug")
+            raise InvalidInput(f"{ref!r} was not discovered: it comes from the gazetteer or the API", field="slug")
         await conn.execute(query("curate_confirm"), row["id"])
+    return int(row["id"])
 
 
-async def rename(conn: asyncpg.Connection, slug: str, name: str, new_slug: str | None = None) -> str:
-    """Rename an actor (its slug follows the name unless given); the old name stays an alias."""
+async def rename(conn: asyncpg.Connection, ref: Ref, name: str, new_slug: str | None = None) -> tuple[int, str]:
+    """Rename an actor (its slug follows the name unless given); the old name stays an alias.
+    Returns its id and slug."""
     name = " ".join(name.split())
     if not 1 <= len(name) <= 300:
         raise InvalidInput("name: 1 to 300 characters", field="name")
     target = new_slug or slugify(name)
     async with conn.transaction():
-        row = await _actor(conn, slug)
-        if target != slug and await conn.fetchval("SELECT 1 FROM actors WHERE slug = $1", target):
+        row = await _actor(conn, ref)
+        if target != row["slug"] and await conn.fetchval(query("curate_slug_taken"), target):
             raise Conflict(f"an actor {target!r} exists already: merge into it instead", field="slug")
         try:
             await conn.execute(query("curate_rename"), row["id"], name, target)
         except asyncpg.CheckViolationError as exc:
             raise InvalidInput(f"slug: {target!r} is not a slug (a-z, 0-9 and '-')", field="slug") from exc
-    return target
+    return int(row["id"]), target
 
 
-async def merge(conn: asyncpg.Connection, source: str, into: str) -> int:
-    """Merge actor `source` into `into`: its links move, its names become aliases; entries changed."""
-    if source == into:
-        raise InvalidInput("an actor cannot be merged into itself", field="into")
+async def merge(conn: asyncpg.Connection, source: Ref, into: Ref) -> tuple[int, int]:
+    """Merge actor `source` into `into`: its links move, its names become aliases.
+    Returns the kept actor's id and how many entries changed."""
     async with conn.transaction():
         gone = await _actor(conn, source)
-        kept = await _actor(conn, into)
+        kept = await _actor(conn, into, "into")
+        if gone["id"] == kept["id"]:
+            raise InvalidInput("an actor cannot be merged into itself", field="into")
         entries = [r["entry_id"] for r in await conn.fetch(query("curate_move_links"), gone["id"], kept["id"])]
         await conn.execute(query("curate_absorb"), gone["id"], kept["id"])
         if entries:
             await conn.execute(query("curate_touch_entries"), entries)
-    return len(entries)
+    return int(kept["id"]), len(entries)

@@ -10,15 +10,19 @@ SELECT a.slug, a.name, a.kind, a.country, a.aliases, d.status, d.discovered_by, 
  LIMIT $2
 
 -- name: curate_actor
--- One actor by slug, locked for the change, with its discovery if it has one.
+-- One actor by id or slug, locked for the change, with its discovery if it has one.
 SELECT a.id, a.slug, a.name, a.aliases, d.status
   FROM actors a LEFT JOIN actor_discoveries d ON d.actor_id = a.id
- WHERE a.slug = $1
+ WHERE a.id = $1::bigint OR a.slug = $2::text
    FOR UPDATE OF a
 
 -- name: curate_confirm
 -- Mark a discovered actor confirmed by an editor.
 UPDATE actor_discoveries SET status = 'confirmed' WHERE actor_id = $1
+
+-- name: curate_slug_taken
+-- Whether an actor has this slug.
+SELECT EXISTS (SELECT 1 FROM actors WHERE slug = $1)
 
 -- name: curate_rename
 -- Give an actor a new name (and slug), keeping the old name among its aliases.

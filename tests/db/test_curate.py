@@ -54,7 +54,7 @@ async def test_confirm(imported: asyncpg.Connection) -> None:
 async def test_rename_keeps_the_links_and_the_old_name(imported: asyncpg.Connection) -> None:
     before = await _links(imported, "unhcr")
     assert before
-    slug = await curate.rename(imported, "unhcr", "UN Refugee Agency")
+    _, slug = await curate.rename(imported, "unhcr", "UN Refugee Agency")
     assert slug == "un-refugee-agency"
     assert await _links(imported, "un-refugee-agency") == before
     assert await imported.fetchval("SELECT aliases FROM actors WHERE slug = $1", slug) == ["UNHCR"]
@@ -70,7 +70,7 @@ async def test_merge_moves_links_and_names(imported: asyncpg.Connection) -> None
     )
     saf = await _links(imported, "sudanese-armed-forces")
     assert saf
-    moved = await curate.merge(imported, "sudanese-armed-forces", "sudan-army")
+    _, moved = await curate.merge(imported, "sudanese-armed-forces", "sudan-army")
     assert moved == len(saf)
     assert await _links(imported, "sudan-army") == saf
     assert await imported.fetchval("SELECT count(*) FROM actors WHERE slug = 'sudanese-armed-forces'") == 0
