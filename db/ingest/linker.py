@@ -434,7 +434,7 @@ class Linker:
 
     def for_texts(self, texts: Sequence[str], context: Sequence[str] = ()) -> LinkFn:
         """A link function that also knows the actors `texts` name that no catalogue lists."""
-        found = discoverer().find([normalize(t) for t in texts], self.knows, self.knows_actor)
+        found = discoverer().find([normalize(t) for t in texts], self.knows, self.knows_actor, self._forceless())
         if not found:
             return lambda headline, paragraphs: self.link(headline, paragraphs, context)
         actors, locations, sources, rules, attribution = self._rows
@@ -469,11 +469,21 @@ class Linker:
         return tuple(dict.fromkeys(c for c in codes if c))
 
     def knows(self, name: str) -> bool:
-        """Whether a catalogue or the world gazetteer holds `name` (any kind)."""
+        """Whether a catalogue holds `name` (any kind), or the world gazetteer as a place's own name."""
         written = normalize(name).strip()
         if fold(written) in self._targets:
             return True
-        return self._use_world and key_of(tokens_of(written)) in world().by_key
+        if not self._use_world:
+            return False
+        w, key = world(), key_of(tokens_of(written))  # a place's own name, not one of its alternate names
+        return any(w.is_own_name(j, key) for j in w.by_key.get(key, ()))
+
+    def _forceless(self) -> dict[str, str]:
+        """Demonym -> ISO code, for countries none of whose armed forces the catalogue lists."""
+        armed = {a.country for a in self._actors.values() if a.kind == "military" and a.country}
+        hand = {word: p.country or "" for word, slug in self._rows[3].demonyms.items() if (p := self._places.get(slug))}
+        codes = {**world().rules.demonyms, **hand} if self._use_world else hand
+        return {word: code for word, code in codes.items() if code and code not in armed}
 
     def knows_actor(self, name: str) -> bool:
         """Whether a catalogue holds `name` as an actor's name or alias."""
@@ -797,18 +807,22 @@ def _pick(w: World, hit: _WorldHit, countries: set[str], near: set[str]) -> int 
 
     A place's own name (or a country's) links in the story's countries, then in their
     neighbours, then anywhere if populous enough; an alternate name (an exonym, an old or
-    foreign spelling) only in the story's countries and not opening a sentence, since
-    alternate names include words of every language ("Thai", "More", "Taiga")."""
+    foreign spelling) only in the story's countries (not opening a sentence) or, when it has
+    several words and follows a locative word, their neighbours, since alternate names include
+    words of every language ("Thai", "More", "Taiga")."""
     indices = w.by_key[hit.key]
     own = [j for j in indices if w.is_own_name(j, hit.key)]
     local = next((j for j in indices if w.places[j].country in countries), None)
     if local is not None and (local in own or not hit.initial):
         return local
-    if hit.key in w.stop_keys or not own:
-        return None  # a common word or first name, or an alternate name outside the story's countries
-    pick = next((j for j in own if w.places[j].country in near), None)
+    if hit.key in w.stop_keys:
+        return None  # a common word or first name outside the story's countries
+    far_ok = hit.locative and " " in hit.key  # "in Deir el-Balah", not "outside the Thai embassy"
+    pick = next((j for j in indices if w.places[j].country in near and (j in own or far_ok)), None)
     if pick is not None:
         return pick
+    if not own:
+        return None  # an alternate name far from the story
     best = w.places[own[0]]
     floor = w.rules.min_population if hit.locative else w.rules.min_population_bare
     return own[0] if best.kind == "country" or best.population >= floor else None
