@@ -93,8 +93,15 @@ def cased(word: str) -> bool:
 class World:
     """The index: key -> places, most populous first; countries by ISO code."""
 
-    def __init__(self, places: list[Place], rules: WorldRules, by_key: dict[str, list[int]] | None = None) -> None:
+    def __init__(
+        self,
+        places: list[Place],
+        rules: WorldRules,
+        neighbours: dict[str, tuple[str, ...]],
+        by_key: dict[str, list[int]] | None = None,
+    ) -> None:
         self.rules = rules
+        self._neighbours = neighbours
         self.places = places
         self.by_key: dict[str, list[int]] = by_key or {}
         self.countries = {p.country: i for i, p in enumerate(places) if p.kind == "country"}
@@ -116,8 +123,14 @@ class World:
         self._ordered()
 
     @classmethod
-    def restore(cls, places: list[Place], by_key: dict[str, list[int]], rules: WorldRules) -> World:
-        return cls(places, rules, by_key)
+    def restore(
+        cls,
+        places: list[Place],
+        by_key: dict[str, list[int]],
+        rules: WorldRules,
+        neighbours: dict[str, tuple[str, ...]],
+    ) -> World:
+        return cls(places, rules, neighbours, by_key)
 
     def _add(self, name: str, index: int, *, alias: bool) -> None:
         if alias:
@@ -193,17 +206,14 @@ class World:
         return self.places[self.countries[code]].name
 
     def neighbours(self, country: str) -> tuple[str, ...]:
-        return _NEIGHBOURS.get(country, ())
-
-
-_NEIGHBOURS: dict[str, tuple[str, ...]] = {}
+        return self._neighbours.get(country, ())
 
 
 def words(name: str) -> list[str]:
     return _TOKEN.findall(name)
 
 
-_FORMAT = 1  # bump when the index's shape or the way it is built changes
+_FORMAT = 2  # bump when the index's shape or the way it is built changes
 
 
 class _Cached(msgspec.Struct, array_like=True):
@@ -236,13 +246,12 @@ def world(path: Path = RULES_PATH) -> World:
     finally:
         gc.enable()
     if data is not None:
-        _NEIGHBOURS.update(data.neighbours)
-        return World.restore(data.places, data.by_key, rules)
+        return World.restore(data.places, data.by_key, rules, data.neighbours)
     index = _build(rules)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(msgspec.msgpack.encode(_Cached(index.places, index.by_key, dict(_NEIGHBOURS))))
+        tmp.write_bytes(msgspec.msgpack.encode(_Cached(index.places, index.by_key, index._neighbours)))
         tmp.replace(cached)
     except OSError:
         pass  # a read-only home: build again next time
@@ -262,14 +271,15 @@ def _build(rules: WorldRules) -> World:
         if code not in points or score > points[code][0]:
             points[code] = (score, float(item["latitude"]), float(item["longitude"]))
     places: list[Place] = []
+    neighbours: dict[str, tuple[str, ...]] = {}
     for code, c in countries.items():
         if code not in points:
             continue  # no city of 15,000: no point to put it on the map
-        _NEIGHBOURS[code] = tuple(n for n in str(c.get("neighbours") or "").split(",") if n)
+        neighbours[code] = tuple(n for n in str(c.get("neighbours") or "").split(",") if n)
         _, lat, lon = points[code]
         places.append(
             Place(int(c["geonameid"]), str(c["name"]), "country", code, lat, lon, int(c["population"] or 0), False)
         )
-    index = World(places, rules)
+    index = World(places, rules, neighbours)
     index.add_cities(cities, capitals)
     return index
