@@ -15,6 +15,7 @@ from api.caching import HttpCachingMiddleware
 from api.compression import CompressionMiddleware
 from api.controllers import read as read_routes
 from api.controllers.changes import list_changes
+from api.controllers.curation import curation_routes
 from api.controllers.keys import KeysController
 from api.controllers.stream import create_stream_token, stream_entries
 from api.controllers.usage import usage
@@ -81,6 +82,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             KeysController,
             usage,
             *write_routes,
+            *curation_routes,
             *read_routes.route_handlers,
             list_changes,
             stream_entries,

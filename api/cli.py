@@ -1,4 +1,4 @@
-"""The `sitrep` command line: serve, migrate, import, relink, generate, keys.
+"""The `sitrep` command line: serve, migrate, import, relink, generate, keys, actors.
 
 Every expected failure is one line on stderr and a non-zero exit, never a traceback.
 """
@@ -18,6 +18,7 @@ import asyncpg
 import click
 import msgspec
 
+from api.cli_actors import actors
 from api.cli_keys import keys
 from api.settings import Settings, from_env
 
@@ -233,7 +234,7 @@ def import_pages(settings: Settings, pages: tuple[Path, ...]) -> None:
         linker = await Linker.load(conn)
         for path, page in parsed:
             try:
-                r = await import_page(conn, page, linker.link)
+                r = await import_page(conn, page, linker)
             except DomainError as exc:
                 raise CliError(f"{path}: {exc.detail}") from exc
             click.echo(
@@ -301,6 +302,7 @@ def relink(settings: Settings, gazetteer_path: Path | None) -> None:
 
 
 cli.add_command(keys)
+cli.add_command(actors)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -21,7 +21,7 @@ from db import rows
 from db.errors import InvalidInput, NotFound, from_postgres
 from db.ingest.gazetteer import ensure_gazetteer
 from db.ingest.linker import Linker
-from db.ingest.store import ImportResult, import_text
+from db.ingest.store import ImportResult, ensure_found, import_text
 from db.ingest.types import Links
 from db.sql import query
 
@@ -361,6 +361,17 @@ async def create_entry(conn: asyncpg.Connection, data: EntryCreate, load_linker:
         if load_linker is not None and (data.actors is None or data.locations is None or data.sources is None):
             link = await load_linker(conn)
             found = link(data.headline, data.body)
+            # the world's places and the states the linker found become rows, for the relations it fills
+            await ensure_found(
+                conn,
+                [
+                    msgspec.structs.replace(
+                        found,
+                        new_locations=found.new_locations if data.locations is None else (),
+                        new_actors=found.new_actors if data.actors is None else (),
+                    )
+                ],
+            )
         entry_id: int = await _guarded(
             conn.fetchval(query("write_insert_entry"), blog_id, data.published_at, data.headline, data.body, data.kind)
         )
@@ -639,4 +650,4 @@ async def import_page_text(conn: asyncpg.Connection, raw: bytes) -> ImportResult
     if not text.strip():
         raise InvalidInput("body: the page is empty", field="body")
     await ensure_gazetteer(conn)  # as `sitrep import` does: a fresh database gets the shipped catalog
-    return await import_text(conn, text, await load_linker(conn))
+    return await import_text(conn, text, await Linker.load(conn))  # a page: actors discovered across it

@@ -35,21 +35,30 @@ Reading rules (what a researcher filtering by actor, location or source expects)
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
+import sys
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import asyncpg
+import msgspec
 
+from db.ingest.discover import discoverer
 from db.ingest.gazetteer import DEFAULT_PATH, Gazetteer, Rules, read
-from db.ingest.types import LinkedActor, Links, Role
+from db.ingest.page import ParsedPage
+from db.ingest.types import ActorSpec, LinkedActor, Links, Role
+from db.ingest.world import MAX_WORDS, PlaceSpec, World, cased, key_of, tokens, world
+from db.ingest.world import words as tokens_of
 from db.sql import query
 
 Kind = Literal["actor", "location", "source"]
+LinkFn = Callable[[str, Sequence[str]], Links]
 
 # --- normalisation -------------------------------------------------------------------------
 
@@ -159,6 +168,7 @@ _SPEECH_WORDS = (
     r"congratulat(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|blam(?:e|es|ed|ing)|repeat(?:s|ed|ing)?|insist(?:s|ed|ing)?|stress(?:es|ed|ing)?|not(?:es|ed)|"
     r"comment(?:s|ed|ing)?|repl(?:y|ies|ied|ying)|post(?:s|ed|ing)|tweet(?:s|ed|ing)|alleg(?:e|es|ed|ing)|"
     r"vow(?:s|ed|ing)?|pledg(?:e|es|ed|ing)|condemn(?:s|ed|ing)?|explain(?:s|ed|ing)?|declar(?:e|es|ed|ing)|"
+    r"reject(?:s|ed|ing)?|dismiss(?:es|ed|ing)?|acknowledg(?:e|es|ed|ing)|criticis(?:e|es|ed|ing)|criticiz(?:e|es|ed|ing)|"
     r"quoted|cited|speaking|made\s+(?:the|his|her|its|their)\s+comments?"
 )
 _SPEECH = "(?:" + _SPEECH_WORDS + ")"
@@ -176,8 +186,10 @@ _TITLE = (
 _NAME_WORD = r"(?:[A-Z][\w'.-]*|von|van|der|de|bin|al)"
 _COORD = r"(?:\s*,?\s+and\s+(?:the\s+)?[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})?"
 # after an actor's name: its spokesperson, an appositive, then a verb of speech
+_ACRONYM = r"(?:\s*\([A-Z](?=[A-Za-z]*[A-Z])[A-Za-z]{1,7}\))?"  # "the Arakan Army (AA) said", "(FAMa)"
 _SPEAKER_AFTER = re.compile(
-    r"(?:'s?)?"
+    r"(?:'s?)?\)?"
+    + _ACRONYM
     + _COORD
     + r"(?:\s+" + _TITLE + r"\b(?:\s+" + _NAME_WORD + r"){0,4})?"
     + r"(?P<apposition>\s*,\s*[^,.;:\"]{1,120},)?"
@@ -192,12 +204,20 @@ _SPEAKER_BEFORE = re.compile(
 _BEFORE_END = re.compile(r"(?:\s+" + _TITLE + r")?\s*(?:[.,;:!?\"]|$)")
 # a state speaks only as the subject: directly before its verb, its head or government between
 _STATE_AFTER = re.compile(
-    r"(?:'s\s+(?i:president|prime\s+minister|chancellor|foreign\s+minister|foreign\s+ministry|government|leader|"
-    r"authorities)\b"
+    r"(?:'s\s+(?:(?:new|interim|transitional|military|former)\s+)?"
+    r"(?i:president|prime\s+minister|chancellor|(?:foreign|home|interior|defen[cs]e)\s+minister|"
+    r"foreign\s+ministry|government|leader|authorities)\b"
     r"(?:\s+" + _NAME_WORD + r"){0,4})?"
     + _COORD
     + r"(?P<comma>\s*,)?\s*" + _AUX + _SPEECH + r"\b"
 )  # fmt: skip
+_GOVERNMENT_SAID = re.compile(
+    r"\b(?:[Tt]he\s+)?[Gg]overnment(?:'s)?\s+(?:spokes(?:person|man|woman)\s+(?:[A-Z][\w'-]*\s+){1,4})?"
+    + _AUX
+    + _SPEECH
+    + r"\b"
+)
+_MODIFIER = re.compile(r"\s+(?:[a-z]+\s+){1,4}\([A-Z](?=[A-Za-z]*[A-Z])[A-Za-z]{1,7}\)")
 _PREPOSITION_BEFORE = re.compile(
     r"\b(?:in|from|to|with|on|of|against|for|between|at|over|into|by|about|across|near|toward|towards)\s+(?:the\s+)?$",
     re.IGNORECASE,
@@ -213,7 +233,8 @@ _SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _SOURCE_BEFORE = re.compile(
     r"(?:\baccording\s+to|\bciting|\bcited\s+by|\bquoted\s+by|\breported\s+by|\bpublished\s+by|\bbroadcast\s+by|"
     r"\breport\s+by)\s+(?:[\w'.-]+\s+){0,5}$"
-    r"|(?:\btold|\btells|\btelling|\binterview\s+with|\bspeaking\s+to|\bsaid\s+to)\s+(?:the\s+)?$"
+    r"|(?:\btold|\btells|\btelling|\binterview\s+with|\bspeaking\s+to|\bsaid\s+to)\s+(?:the\s+)?"
+    r"(?:(?:[\w-]+\s+){0,3}(?:news\s+)?(?:agency|broadcaster|newspaper|channel)\s+)?$"  # "told the French news agency AFP"
 )
 _SOURCE_ON = re.compile(
     r"\b(?:on|via)\s+(?:the\s+|its\s+|his\s+|her\s+|their\s+|a\s+|an\s+|official\s+)*"
@@ -281,11 +302,17 @@ class Linker:
         sources: Sequence[tuple[str, str, str, Sequence[str]]],
         rules: Rules,
         attribution: dict[str, Sequence[str]] | None = None,
+        *,
+        use_world: bool = True,
     ) -> None:
         """Rows are (slug, kind, name, aliases, country) for actors and locations, (slug, kind,
         name, aliases) for sources; `attribution` maps a source slug to its attribution phrases."""
+        self._rows = (actors, locations, sources, rules, attribution)
         self._actors = {slug: _Actor(slug, kind, country) for slug, kind, _, _, country in actors}
         self._places = {slug: _Place(slug, kind, country) for slug, kind, _, _, country in locations}
+        # the catalogue's countries by ISO code: a world place inside one takes it as its parent
+        self._country_slugs = {p.country: p.slug for p in self._places.values() if p.kind == "country" and p.country}
+        self._use_world = use_world
         self._targets: dict[str, list[_Target]] = {}
         for slug, _, name, aliases, *_ in actors:
             self._add("actor", slug, [name, *aliases])
@@ -396,9 +423,79 @@ class Linker:
             {s.slug: s.attribution for s in g.sources},
         )
 
+    # --- a page at a time ----------------------------------------------------------------------
+
+    def for_page(self, page: ParsedPage) -> LinkFn:
+        """The link function for a page's entries: the countries of the blog's title and
+        standfirst as context, and the people and organisations discovered across the page."""
+        context = self.countries_of([page.blog.title, page.blog.standfirst or ""])
+        texts = [t for e in page.entries for t in (e.headline, *e.body)]
+        return self.for_texts(texts, context)
+
+    def for_texts(self, texts: Sequence[str], context: Sequence[str] = ()) -> LinkFn:
+        """A link function that also knows the actors `texts` name that no catalogue lists."""
+        found = discoverer().find([normalize(t) for t in texts], self.knows, self.knows_actor, self._forceless())
+        if not found:
+            return lambda headline, paragraphs: self.link(headline, paragraphs, context)
+        actors, locations, sources, rules, attribution = self._rows
+        # an organisation found on a page about one country is that country's (RSF is Sudan's)
+        home = context[0] if len(context) == 1 else None
+        extra = [
+            (f.slug, f.kind, f.name, f.aliases, None if f.kind == "person" else home)
+            for f in found
+            if f.slug not in self._actors
+        ]
+        # on this page an acronym means the organisation the page spells out, whatever it meant elsewhere
+        defaults = {alias: f.slug for f in found if f.kind != "person" for alias in f.aliases}
+        rules = msgspec.structs.replace(rules, ambiguous_defaults={**rules.ambiguous_defaults, **defaults})
+        derived = Linker([*actors, *extra], locations, sources, rules, attribution, use_world=self._use_world)
+        specs = {
+            f.slug: ActorSpec(f.slug, f.name, f.kind, None if f.kind == "person" else home, tuple(f.aliases), f.phrase)
+            for f in found
+        }
+
+        def link(headline: str, paragraphs: Sequence[str]) -> Links:
+            links = derived.link(headline, paragraphs, context)
+            new = tuple(specs[a.slug] for a in links.actors if a.slug in specs)
+            return msgspec.structs.replace(links, new_actors=links.new_actors + new) if new else links
+
+        return link
+
+    def countries_of(self, texts: Sequence[str]) -> tuple[str, ...]:
+        """ISO codes of the countries (and of the places' countries) that `texts` name."""
+        links = self.link(texts[0] if texts else "", texts[1:])
+        codes = [self._places[s].country for s in links.locations if s in self._places]
+        codes += [spec.country for spec in links.new_locations]
+        return tuple(dict.fromkeys(c for c in codes if c))
+
+    def knows(self, name: str) -> bool:
+        """Whether a catalogue holds `name` (any kind), or the world gazetteer as a place's own name."""
+        written = normalize(name).strip()
+        if fold(written) in self._targets:
+            return True
+        if not self._use_world:
+            return False
+        w, key = world(), key_of(tokens_of(written))  # a place's own name, not one of its alternate names
+        return any(w.is_own_name(j, key) for j in w.by_key.get(key, ()))
+
+    def _forceless(self) -> dict[str, str]:
+        """Demonym -> ISO code, for countries none of whose armed forces the catalogue lists."""
+        armed = {a.country for a in self._actors.values() if a.kind == "military" and a.country}
+        hand = {word: p.country or "" for word, slug in self._rows[3].demonyms.items() if (p := self._places.get(slug))}
+        codes = {**world().rules.demonyms, **hand} if self._use_world else hand
+        return {word: code for word, code in codes.items() if code and code not in armed}
+
+    def knows_actor(self, name: str) -> bool:
+        """Whether a catalogue holds `name` as an actor's name or alias."""
+        return any(t.kind == "actor" for t in self._targets.get(fold(normalize(name).strip()), ()))
+
+    def people(self) -> set[str]:
+        return {a.slug for a in self._actors.values() if a.kind == "person"}
+
     # --- linking -------------------------------------------------------------------------------
 
-    def link(self, headline: str, paragraphs: Sequence[str]) -> Links:
+    def link(self, headline: str, paragraphs: Sequence[str], context: Sequence[str] = ()) -> Links:
+        """Links of one entry; `context` is the ISO codes of the countries its blog is about."""
         segments = [normalize(headline), *(normalize(p) for p in paragraphs)]
         sentences: list[list[tuple[int, int]]] = [_sentences(s) for s in segments]
         matches = self._find(segments, sentences)
@@ -423,7 +520,9 @@ class Linker:
             # actors
             people = [a for a in m.actors if self._actors[a].kind != "state"]
             states = [a for a in m.actors if self._actors[a].kind == "state"]
-            chosen = self._resolve(m.key, people, named_actors, country)
+            chosen = self._resolve(m.key, people, named_actors, country, context)
+            if chosen is not None and _MODIFIER.match(after):
+                chosen = None  # "the UN refugee agency (UNHCR)": the name qualifies another organisation's
             if chosen is not None:
                 speaks = quoted or _speaks(before, after)
                 _note(roles, chosen, "speaker" if speaks else "mentioned")
@@ -445,6 +544,17 @@ class Linker:
 
         self._pronouns(segments, sentences, first_person, roles)
         self._demonym_links(segments, places, roles)
+        new_locations: list[PlaceSpec] = []
+        new_actors: list[ActorSpec] = []
+        if self._use_world:
+            named = {c for m in matches for p in m.locations if (c := self._places[p].country)}
+            linked, new_locations, speaking = self._world_places(segments, sentences, matches, named, set(context))
+            places.extend(slug for slug in linked if slug not in places)
+            speaking += self._government_speaks(segments, places, new_locations, speaking)
+            for spec in speaking:
+                roles[spec.slug] = "speaker"
+                if spec.slug not in self._actors:
+                    new_actors.append(spec)
         if self._phrase_matcher is not None:
             for text in segments:
                 for pm in self._phrase_matcher.finditer(fold(text)):
@@ -456,7 +566,133 @@ class Linker:
             actors=tuple(LinkedActor(slug, role) for slug, role in roles.items()),
             locations=tuple(places),
             sources=tuple(sources),
+            new_locations=tuple(new_locations),
+            new_actors=tuple(new_actors),
         )
+
+    def _world_places(
+        self,
+        segments: list[str],
+        sentences: list[list[tuple[int, int]]],
+        matches: list[_Match],
+        named: set[str],
+        context: set[str],
+    ) -> tuple[list[str], list[PlaceSpec], list[ActorSpec]]:
+        """Places of the world gazetteer the entry names outside the catalogue's matches, and
+        the world's states it reports speaking.
+
+        Two passes: the first finds every name (and the countries among them, which join the
+        entry's context), the second picks one place per name by the rules of data/world.json.
+        """
+        w = world()
+        hits: list[_WorldHit] = []
+        for i, text in enumerate(segments):
+            # a name the catalogue holds only as a state (a state discovered earlier) is still a place here
+            covered = sorted((m.start, m.end) for m in matches if m.segment == i and not self._only_states(m))
+            hits.extend(self._world_names(w, i, text, sentences[i], covered))
+        countries = set(named) | context
+        for hit in hits:
+            first = w.places[w.by_key[hit.key][0]]
+            if first.kind == "country" and hit.key in w.country_keys:
+                countries.add(first.country)
+        near = {n for c in countries for n in w.neighbours(c)} - countries
+
+        linked: list[str] = []
+        specs: dict[str, PlaceSpec] = {}
+        states: dict[str, ActorSpec] = {}
+        for hit in hits:
+            pick = _pick(w, hit, countries, near)
+            if pick is None:
+                continue
+            place = w.places[pick]
+            text = segments[hit.segment]
+            before, after = text[max(0, hit.start - _WINDOW) : hit.start], text[hit.end : hit.end + _WINDOW]
+            needed = w.spec(pick, self._country_slugs)
+            country_slug = self._country_slugs.get(place.country) or needed[0].slug
+            speaks = _state_speaks(before, after, capital=place.capital)
+            if (place.kind == "country" or (place.capital and not hit.locative)) and speaks:
+                # the state speaks ("Egypt's foreign minister said", "Cairo has rejected"): a state actor
+                phrase = text[hit.start : hit.end + 80].split(".")[0]
+                states.setdefault(
+                    country_slug,
+                    ActorSpec(country_slug, w.country_name(place.country), "state", place.country, (), phrase),
+                )
+            if place.capital and not hit.locative:
+                continue  # a capital stands for its government unless a locative word says it is the place
+            for spec in needed:
+                specs.setdefault(spec.slug, spec)
+            slug = country_slug if place.kind == "country" else needed[-1].slug
+            if slug not in linked:
+                linked.append(slug)
+        return linked, list(specs.values()), list(states.values())
+
+    def _only_states(self, m: _Match) -> bool:
+        return not m.locations and not m.sources and all(self._actors[a].kind == "state" for a in m.actors)
+
+    def _government_speaks(
+        self, segments: list[str], places: list[str], found: list[PlaceSpec], speaking: list[ActorSpec]
+    ) -> list[ActorSpec]:
+        """ "The government said", "Government spokesperson X said" in an entry that names one
+        country: that country's state speaks."""
+        hit = next((m for text in segments if (m := _GOVERNMENT_SAID.search(text))), None)
+        if hit is None:
+            return []
+        codes = {self._places[p].country for p in places if p in self._places and self._places[p].kind == "country"}
+        codes |= {spec.country for spec in found if spec.kind == "country" and spec.slug in places}
+        if len(codes) != 1:
+            return []
+        code = codes.pop() or ""
+        slug = self._state_of_country.get(code) or self._country_slugs.get(code) or ""
+        if not slug:
+            slug = next((spec.slug for spec in found if spec.kind == "country" and spec.country == code), "")
+        if not slug or any(spec.slug == slug for spec in speaking):
+            return []
+        w = world()
+        name = w.country_name(code) if code in w.countries else slug
+        return [ActorSpec(slug, name, "state", code, (), hit.group())]
+
+    def _world_names(
+        self, w: World, segment: int, text: str, bounds: list[tuple[int, int]], covered: list[tuple[int, int]]
+    ) -> list[_WorldHit]:
+        """Every name in `text` the world index holds, outside the catalogue's matches."""
+        words = tokens(text)
+        starts = {b[0] for b in bounds}
+        title_case = segment == 0 and _title_case(words)  # only a headline is written in title case
+        out: list[_WorldHit] = []
+        i = 0
+        while i < len(words):
+            word = words[i].group()
+            if (cased(word) and not word[0].isupper()) or _inside(words[i].start(), covered):
+                i += 1
+                continue
+            found = None
+            for n in range(min(MAX_WORDS, len(words) - i), 0, -1):
+                run = words[i : i + n]
+                if any(text[a.end() : b.start()] != " " for a, b in itertools.pairwise(run)):
+                    continue
+                if any(_inside(m.start(), covered) for m in run[1:]):
+                    continue
+                key = key_of([m.group() for m in run])
+                if key in w.by_key:
+                    found = (n, key)
+                    break
+            if found is None:
+                i += 1
+                continue
+            n, key = found
+            start, end = words[i].start(), words[i + n - 1].end()
+            i += n
+            written = text[start:end]
+            if len(written) > 1 and written.isupper() and key not in w.caps_keys:
+                continue  # "MENA", "UN": an acronym, not a place's name
+            if not title_case and _in_longer_name(text, words, i - n, i, starts, w.rules.place_suffixes):
+                continue
+            if i < len(words) and text[end : words[i].start()] == " " and words[i].group().lower() in w.region_words:
+                continue
+            before = fold(text[max(0, start - _WINDOW) : start])
+            initial = start in starts or text[max(0, start - 4) : start].strip() in ("", '"', "'", "(", "[")
+            out.append(_WorldHit(segment, start, end, key, bool(self._locative.search(before)), initial and n == 1))
+        return out
 
     def _find(self, segments: list[str], sentences: list[list[tuple[int, int]]]) -> list[_Match]:
         found: list[_Match] = []
@@ -498,7 +734,9 @@ class Linker:
                     return self._places[slug].country
         return None
 
-    def _resolve(self, key: str, candidates: list[str], fully_named: list[str], country: str | None) -> str | None:
+    def _resolve(
+        self, key: str, candidates: list[str], fully_named: list[str], country: str | None, context: Sequence[str] = ()
+    ) -> str | None:
         if len(candidates) <= 1:
             return candidates[0] if candidates else None
         default = self._defaults.get(key)
@@ -511,7 +749,8 @@ class Linker:
             local = [slug for slug in candidates if self._actors[slug].country == country]
             if len(local) == 1:
                 return local[0]
-        return None
+        local = [slug for slug in candidates if self._actors[slug].country in context]
+        return local[0] if len(local) == 1 else None  # the one of the blog's country
 
     def _resolve_place(self, candidates: list[str], fully_named: list[str]) -> str | None:
         if len(candidates) == 1:
@@ -552,6 +791,88 @@ class Linker:
                     state = self._state_of_country.get(place_country or "")
                     if state is not None:
                         roles[state] = "speaker"
+
+
+class _WorldHit(NamedTuple):
+    segment: int
+    start: int
+    end: int
+    key: str
+    locative: bool  # after a locative word ("in", "near", "the town of")
+    initial: bool  # one word opening a sentence: its capital letter says nothing
+
+
+def _pick(w: World, hit: _WorldHit, countries: set[str], near: set[str]) -> int | None:
+    """Which of the places sharing a name the entry means, by data/world.json's rules; None: no place.
+
+    A place's own name (or a country's) links in the story's countries, then in their
+    neighbours, then anywhere if populous enough; an alternate name (an exonym, an old or
+    foreign spelling) only in the story's countries (not opening a sentence) or, when it has
+    several words and follows a locative word, their neighbours, since alternate names include
+    words of every language ("Thai", "More", "Taiga")."""
+    indices = w.by_key[hit.key]
+    own = [j for j in indices if w.is_own_name(j, hit.key)]
+    local = next((j for j in indices if w.places[j].country in countries), None)
+    if local is not None and (local in own or not hit.initial):
+        return local
+    if hit.key in w.stop_keys:
+        return None  # a common word or first name outside the story's countries
+    far_ok = hit.locative and " " in hit.key  # "in Deir el-Balah", not "outside the Thai embassy"
+    pick = next((j for j in indices if w.places[j].country in near and (j in own or far_ok)), None)
+    if pick is not None:
+        return pick
+    if not own:
+        return None  # an alternate name far from the story
+    best = w.places[own[0]]
+    floor = w.rules.min_population if hit.locative else w.rules.min_population_bare
+    return own[0] if best.kind == "country" or best.population >= floor else None
+
+
+def _inside(at: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether `at` falls in one of `spans` (sorted, not overlapping)."""
+    k = bisect.bisect_right(spans, (at, sys.maxsize)) - 1
+    return k >= 0 and spans[k][0] <= at < spans[k][1]
+
+
+def _title_case(words: list[re.Match[str]]) -> bool:
+    """A headline in title case: most words capitalised, so capitals say nothing about names."""
+    long = [m.group() for m in words if len(m.group()) > 3 and cased(m.group())]
+    return len(long) >= 3 and sum(w[0].isupper() for w in long) >= 0.7 * len(long)
+
+
+_NAME_GAP = re.compile(r" |\] | \[|\]")
+
+
+def _capitalised(word: str) -> bool:
+    return cased(word) and word[0].isupper()
+
+
+def _in_longer_name(
+    text: str, words: list[re.Match[str]], i: int, j: int, starts: set[int], suffixes: Sequence[str]
+) -> bool:
+    """Whether words[i:j] are part of a longer capitalised name ("Florence Looi", "Camp David")."""
+    if j < len(words) and _NAME_GAP.fullmatch(text[words[j - 1].end() : words[j].start()]):
+        after = words[j].group()
+        if _capitalised(after) and after not in suffixes:
+            return True  # "Florence Looi", "[Vladimir] Putin"
+    if i > 1 and text[words[i - 1].end() : words[i].start()] == " " and words[i - 1].group() == "of":
+        # "the Global New Light of Myanmar", "University of Khartoum": the place names the institution
+        owner = words[i - 2]
+        opening = owner.start() in starts or text[max(0, owner.start() - 4) : owner.start()].strip() in ("", '"')
+        return _capitalised(owner.group()) and not opening and text[owner.end() : words[i - 1].start()] == " "
+    if i > 0 and _NAME_GAP.fullmatch(text[words[i - 1].end() : words[i].start()]):
+        before = words[i - 1]
+        sentence_start = before.start() in starts or text[max(0, before.start() - 8) : before.start()].rstrip()[
+            -1:
+        ] in (
+            "",
+            '"',
+            "(",
+            ":",
+        )
+        if _capitalised(before.group()) and not sentence_start:
+            return True
+    return False
 
 
 def _speaks(before: str, after: str) -> bool:

@@ -33,15 +33,18 @@ A page that does not follow the form raises PageError naming the line and what w
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections import Counter
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 import msgspec
 
 from db.errors import InvalidInput
 
+PUBLISHERS = Path(__file__).parent / "data" / "publishers.json"
 BlogStatus = Literal["live", "closed"]
 EntryKind = Literal["post", "video", "interactive", "read_more"]
 
@@ -182,8 +185,36 @@ def parse_page(text: str) -> ParsedPage:
             len(lines) or 1, "at least one entry: a '• live-orange' line followed by " + _TIME_EXAMPLE, "none"
         )
     blog = _parse_blog(lines[:first], first)
-    entries = _parse_entries(lines, first)
+    entries, end = _parse_entries(lines, first)
+    publisher = publisher_of(lines[end].text)
+    if publisher is not None and publisher.headline_only is not None:
+        kind = publisher.headline_only
+        entries = [e._replace(kind=kind) if e.kind == "post" and not e.body and not e.media else e for e in entries]
     return ParsedPage(blog=blog, entries=_with_keys(entries))
+
+
+class Publisher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """data/publishers.json: a publisher known by the line that ends its entries."""
+
+    name: str
+    end_line: str  # a regular expression matched at the start of that line
+    headline_only: EntryKind | None = None  # the kind of an entry that is only a headline
+
+
+class _Publishers(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    comment: str | None = None
+    publishers: tuple[Publisher, ...] = ()
+
+
+@functools.cache
+def _publishers() -> tuple[tuple[re.Pattern[str], Publisher], ...]:
+    data = msgspec.json.decode(PUBLISHERS.read_bytes(), type=_Publishers)
+    return tuple((re.compile(p.end_line), p) for p in data.publishers)
+
+
+def publisher_of(end_line: str) -> Publisher | None:
+    """The publisher whose pages end their entries with this line, if data/publishers.json knows it."""
+    return next((p for pattern, p in _publishers() if pattern.match(end_line)), None)
 
 
 def slugify(text: str, limit: int = 120) -> str:
@@ -277,7 +308,8 @@ class _Entry(NamedTuple):
     media: tuple[Media, ...]
 
 
-def _parse_entries(lines: list[_Line], i: int) -> list[_Entry]:
+def _parse_entries(lines: list[_Line], i: int) -> tuple[list[_Entry], int]:
+    """The entries from line i on, and the index of the line at the margin that ends them."""
     entries: list[_Entry] = []
     n = len(lines)
     while True:
@@ -309,7 +341,7 @@ def _parse_entries(lines: list[_Line], i: int) -> list[_Entry]:
                 "the end of the page: is it cut short?",
             )
         if not _is_entry_mark(lines[i]):
-            return entries
+            return entries, i
 
 
 def _entry_time(lines: list[_Line], i: int) -> tuple[dt.datetime, int]:

@@ -17,6 +17,7 @@ import msgspec
 
 from db.ingest.gazetteer import DEFAULT_PATH, LoadCounts, load_parsed, read
 from db.ingest.linker import Linker
+from db.ingest.store import ensure_found
 from db.sql import query
 
 BATCH = 500
@@ -54,15 +55,24 @@ async def relink(
 
     seen = changed = 0
     after = 0
+    contexts: dict[int, tuple[str, ...]] = {}
     while True:
         rows = await conn.fetch(query("relink_entries_after"), after, batch)
         if not rows:
             break
         after = rows[-1]["id"]
-        wanted: dict[int, _Wanted] = {}
         for r in rows:
-            links = linker.link(r["headline"], r["body"])
-            wanted[r["id"]] = (
+            if r["blog_id"] not in contexts:  # the blog's countries, as an import links its page
+                contexts[r["blog_id"]] = linker.countries_of([r["title"], r["standfirst"] or ""])
+        found = {r["id"]: linker.link(r["headline"], r["body"], contexts[r["blog_id"]]) for r in rows}
+        if any(("location", spec.slug) not in ids for links in found.values() for spec in links.new_locations) or any(
+            ("actor", spec.slug) not in ids for links in found.values() for spec in links.new_actors
+        ):
+            await ensure_found(conn, list(found.values()))
+            ids.update({(r["kind"], r["slug"]): r["id"] for r in await conn.fetch(query("relink_ids"))})
+        wanted: dict[int, _Wanted] = {}
+        for entry_id, links in found.items():
+            wanted[entry_id] = (
                 frozenset((ids[("actor", a.slug)], a.role) for a in links.actors if ("actor", a.slug) in ids),
                 frozenset(ids[("location", s)] for s in links.locations if ("location", s) in ids),
                 frozenset(ids[("source", s)] for s in links.sources if ("source", s) in ids),

@@ -19,6 +19,7 @@ import asyncpg
 import msgspec
 
 from db.errors import DomainError, from_postgres
+from db.ingest.linker import Linker
 from db.ingest.page import Embed, Image, Media, ParsedEntry, ParsedPage, parse_page
 from db.ingest.types import Links
 from db.sql import query
@@ -65,13 +66,18 @@ class _Wanted(msgspec.Struct):
         return (e.published_at, e.headline, e.body, e.kind)
 
 
-async def import_text(conn: asyncpg.Connection, text: str, link: LinkFn) -> ImportResult:
+async def import_text(conn: asyncpg.Connection, text: str, link: LinkFn | Linker) -> ImportResult:
     """Parse a page (PageError names the line if it cannot) and import it."""
     return await import_page(conn, parse_page(text), link)
 
 
-async def import_page(conn: asyncpg.Connection, page: ParsedPage, link: LinkFn) -> ImportResult:
-    """Upsert the page's blog and entries in one transaction; see the module docstring."""
+async def import_page(conn: asyncpg.Connection, page: ParsedPage, link: LinkFn | Linker) -> ImportResult:
+    """Upsert the page's blog and entries in one transaction; see the module docstring.
+
+    Given a Linker, entries are linked as a page (`Linker.for_page`: the blog's countries as
+    context, actors discovered across its entries); given a function, one entry at a time."""
+    if isinstance(link, Linker):
+        link = link.for_page(page)
     try:
         async with conn.transaction():
             return await _import(conn, page, link)
@@ -158,8 +164,21 @@ async def _upsert_blog(conn: asyncpg.Connection, page: ParsedPage) -> tuple[int,
     return blog_id, "created" if row["inserted"] else "updated"
 
 
+async def ensure_found(conn: asyncpg.Connection, found: Sequence[Links]) -> None:
+    """Create the world places and discovered actors that links name and the database lacks."""
+    places = {spec.slug: spec for links in found for spec in links.new_locations}
+    for level in (True, False):  # countries (roots) first, then the places inside them
+        todo = [msgspec.structs.asdict(p) for p in places.values() if (p.parent is None) is level]
+        if todo:
+            await conn.execute(query("import_ensure_locations"), _json(todo))
+    actors = {spec.slug: spec for links in found for spec in links.new_actors}
+    if actors:
+        await conn.execute(query("import_ensure_actors"), _json(msgspec.structs.asdict(a) for a in actors.values()))
+
+
 async def _wanted(conn: asyncpg.Connection, entries: Sequence[ParsedEntry], link: LinkFn) -> list[_Wanted]:
     found = [link(e.headline, e.body) for e in entries]
+    await ensure_found(conn, found)
     actor_ids = await _ids(conn, "import_actor_ids", {a.slug for f in found for a in f.actors})
     location_ids = await _ids(conn, "import_location_ids", {s for f in found for s in f.locations})
     source_ids = await _ids(conn, "import_source_ids", {s for f in found for s in f.sources})

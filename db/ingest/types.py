@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from db.ingest.world import PlaceSpec
+
 Role = Literal["speaker", "mentioned"]
 
 
@@ -18,3 +20,18 @@ class Links(msgspec.Struct, frozen=True):
     actors: tuple[LinkedActor, ...] = ()
     locations: tuple[str, ...] = ()  # slugs
     sources: tuple[str, ...] = ()  # slugs
+    # locations from the world gazetteer that `locations` names, to create if missing (countries first)
+    new_locations: tuple[PlaceSpec, ...] = ()
+    # actors found in the text that no catalogue lists, to create (marked discovered) if missing
+    new_actors: tuple[ActorSpec, ...] = ()
+
+
+class ActorSpec(msgspec.Struct, frozen=True):
+    """An actor the linker discovered: created on first use, with the phrase that found it."""
+
+    slug: str
+    name: str
+    kind: str  # person, organization, state, military
+    country: str | None = None
+    aliases: tuple[str, ...] = ()
+    discovered_by: str = ""

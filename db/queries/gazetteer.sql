@@ -66,8 +66,11 @@ SELECT NOT EXISTS (SELECT 1 FROM actors) AND NOT EXISTS (SELECT 1 FROM locations
 SELECT slug, kind, name, aliases, country FROM actors ORDER BY id
 
 -- name: linker_locations
--- Every location as the linker matches it.
-SELECT slug, kind, name, aliases, country FROM locations ORDER BY id
+-- Every location as the linker matches it, but those made from the world gazetteer (the
+-- linker finds them there, under that gazetteer's rules).
+SELECT slug, kind, name, aliases, country FROM locations l
+ WHERE NOT EXISTS (SELECT 1 FROM location_geonames g WHERE g.location_id = l.id)
+ ORDER BY id
 
 -- name: linker_sources
 -- Every source as the linker matches it.
@@ -79,6 +82,6 @@ SELECT current_database() || ':' || md5(
     coalesce((SELECT string_agg(concat_ws('|', slug, kind, name, country, array_to_string(aliases, '|')), E'\n' ORDER BY id)
                 FROM actors), '') || E'\f' ||
     coalesce((SELECT string_agg(concat_ws('|', slug, kind, name, country, array_to_string(aliases, '|')), E'\n' ORDER BY id)
-                FROM locations), '') || E'\f' ||
+                FROM locations l WHERE NOT EXISTS (SELECT 1 FROM location_geonames g WHERE g.location_id = l.id)), '') || E'\f' ||
     coalesce((SELECT string_agg(concat_ws('|', slug, kind, name, array_to_string(aliases, '|')), E'\n' ORDER BY id)
                 FROM sources), ''))

@@ -126,3 +126,37 @@ INSERT INTO entry_sources (entry_id, source_id, published_at)
 SELECT x.entry_id, x.source_id, e.published_at
   FROM unnest($1::bigint[], $2::bigint[]) AS x(entry_id, source_id)
   JOIN entries e ON e.id = x.entry_id
+
+-- name: import_ensure_locations
+-- Create the world gazetteer's places that entries name, unless a location has the slug: one
+-- level at a time (countries, then their cities), each with its parent by slug.
+WITH x AS (
+    SELECT * FROM jsonb_to_recordset($1::text::jsonb)
+           AS x(slug text, name text, kind text, country text, latitude double precision,
+                longitude double precision, geonameid bigint, parent text)
+), ins AS (
+    INSERT INTO locations (slug, name, kind, parent_id, latitude, longitude, country)
+    SELECT x.slug, x.name, x.kind, p.id, x.latitude, x.longitude, x.country
+      FROM x LEFT JOIN locations p ON p.slug = x.parent
+     ORDER BY x.slug
+    ON CONFLICT (slug) DO NOTHING
+    RETURNING id, slug
+)
+INSERT INTO location_geonames (location_id, geonameid)
+SELECT ins.id, x.geonameid FROM ins JOIN x USING (slug)
+ON CONFLICT DO NOTHING
+
+-- name: import_ensure_actors
+-- Create the actors the linker discovered, unless an actor has the slug, marked discovered with
+-- the phrase that found them.
+WITH x AS (
+    SELECT * FROM jsonb_to_recordset($1::text::jsonb)
+           AS x(slug text, name text, kind text, country text, aliases text[], discovered_by text)
+), ins AS (
+    INSERT INTO actors (slug, name, kind, country, aliases)
+    SELECT x.slug, x.name, x.kind, x.country, x.aliases FROM x ORDER BY x.slug
+    ON CONFLICT (slug) DO NOTHING
+    RETURNING id, slug
+)
+INSERT INTO actor_discoveries (actor_id, discovered_by)
+SELECT ins.id, left(x.discovered_by, 500) FROM ins JOIN x USING (slug)

@@ -5,8 +5,10 @@
 SELECT count(*) FROM entries
 
 -- name: relink_entries_after
--- The next batch of entries by id, with the text the linker reads.
-SELECT id, headline, body FROM entries WHERE id > $1 ORDER BY id LIMIT $2
+-- The next batch of entries by id, with the text the linker reads (and its blog's, for context).
+SELECT e.id, e.headline, e.body, e.blog_id, b.title, b.standfirst
+  FROM entries e JOIN blogs b ON b.id = e.blog_id
+ WHERE e.id > $1 ORDER BY e.id LIMIT $2
 
 -- name: relink_ids
 -- Every actor, location and source slug with its id.

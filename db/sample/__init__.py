@@ -33,5 +33,5 @@ async def load_sample_if_empty(conn: asyncpg.Connection) -> str | None:
             return None
         await ensure_gazetteer(conn)
         linker = await Linker.load(conn)
-        result = await import_text(conn, text, linker.link)
+        result = await import_text(conn, text, linker)
     return f"1 blog, {result.created} entries"

@@ -62,7 +62,10 @@ def test_the_sample_tells_the_seeds_day_without_its_page(seed_text: str) -> None
     sample, seed = parse_page(text), parse_page(seed_text)
     assert len(sample.entries) == len(seed.entries) == 48
     assert [e.published_at for e in sample.entries] == [e.published_at for e in seed.entries]
-    assert [e.kind for e in sample.entries] == [e.kind for e in seed.entries]
+    # the same kinds as the text shows them; the seed's publisher rule (a headline alone is a
+    # video, db/ingest/data/publishers.json) is not the sample desk's
+    unruled = parse_page(seed_text.replace("\nSource: Al Jazeera", "\nSource: another desk"))
+    assert [e.kind for e in sample.entries] == [e.kind for e in unruled.entries]
     assert sample.blog.status == "closed"
     assert sample.blog.authors == ("sitrep sample desk",)
     assert sample.blog.published_at == seed.blog.published_at

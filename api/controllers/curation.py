@@ -1,0 +1,63 @@
+"""An editor's review of the actors the linker discovered, `write` scope (db/ingest/curate.py):
+
+    POST /v1/actors/{ref}/confirm                       -> the actor
+    POST /v1/actors/{ref}/rename   {"name", "slug"?}    -> the actor (the old name an alias)
+    POST /v1/actors/{ref}/merge    {"into"}             -> the kept actor (links and names moved)
+
+Written as writes.py's handlers are: the raw body, Idempotency-Key, problem details.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from litestar import Request, post
+from litestar.params import FromPath
+from litestar.response import Response
+
+from api.controllers.writes import _WRITE, _json, _ref, _write
+from db import idempotency, writes
+from db.ingest import curate
+
+
+@post("/v1/actors/{ref:str}/confirm", **_WRITE, operation_id="confirmActor", summary="Confirm a discovered actor")
+async def confirm_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        return _json(await writes.get_actor(conn, await curate.confirm(conn, _ref(ref))))
+
+    return await _write(request, work)
+
+
+@post(
+    "/v1/actors/{ref:str}/rename",
+    **_WRITE,
+    operation_id="renameActor",
+    summary="Rename an actor, keeping the old name as an alias",
+)
+async def rename_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        body = writes.decode_body(raw, curate.Rename)
+        actor_id, _ = await curate.rename(conn, _ref(ref), body.name, body.slug)
+        return _json(await writes.get_actor(conn, actor_id))
+
+    return await _write(request, work)
+
+
+@post(
+    "/v1/actors/{ref:str}/merge",
+    **_WRITE,
+    operation_id="mergeActor",
+    summary="Merge an actor into another: its entry links and names move there",
+)
+async def merge_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
+    async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
+        body = writes.decode_body(raw, curate.Merge)
+        into = _ref(body.into) if isinstance(body.into, str) else body.into
+        kept, _ = await curate.merge(conn, _ref(ref), into)
+        return _json(await writes.get_actor(conn, kept))
+
+    return await _write(request, work)
+
+
+curation_routes = [confirm_actor, rename_actor, merge_actor]
