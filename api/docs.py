@@ -25,6 +25,7 @@ from litestar.response import Response
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from api.controllers.curation import DOCUMENTED_CURATION
 from api.controllers.writes import DOCUMENTED_WRITES
 from api.formats import FORMATS_BY_OPERATION, MEDIA_TYPES, Format
 
@@ -303,28 +304,34 @@ def _tidy(schema: Any) -> Any:
     return schema
 
 
-def _write_schemas(doc: dict[str, Any]) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]:
+def _write_schemas(doc: dict[str, Any]) -> dict[str, tuple[dict[str, Any] | str | None, dict[str, Any]]]:
     """Each write's request and answer schemas (refs), their components added to the document.
 
     The write handlers read the raw body themselves (an Idempotency-Key is matched on its bytes),
     so Litestar cannot see their types; api.controllers.writes lists them instead."""
+    documented = {**DOCUMENTED_WRITES, **DOCUMENTED_CURATION}
     types: list[Any] = []
-    for body, answer in DOCUMENTED_WRITES.values():
-        types += [t for t in (body, answer) if t is not None]
+    for body, answer in documented.values():
+        types += [t for t in (body, answer) if t is not None and t is not str]
     refs, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     schemas = doc["components"]["schemas"]
     for name, schema in components.items():
         schemas.setdefault(name, _tidy(schema))  # the read routes' own components (Entry, ...) stay
     found = iter(refs)
-    out: dict[str, tuple[dict[str, Any] | None, dict[str, Any]]] = {}
-    for name, (body, _) in DOCUMENTED_WRITES.items():
-        request = next(found) if body is not None else None
+    out: dict[str, tuple[dict[str, Any] | str | None, dict[str, Any]]] = {}
+    for name, (body, _) in documented.items():
+        request = TEXT_BODY if body is str else None if body is None else next(found)
         out[name] = (request, next(found))
     return out
 
 
-def _document_write(op: dict[str, Any], method: str, request: dict[str, Any] | None, answer: dict[str, Any]) -> None:
-    if request is None:
+TEXT_BODY = "text"
+
+
+def _document_write(
+    op: dict[str, Any], method: str, request: dict[str, Any] | str | None, answer: dict[str, Any]
+) -> None:
+    if request == TEXT_BODY:
         page = "A live-blog page as text (UTF-8), in the form `sitrep import` reads"
         op["requestBody"] = {
             "required": True,
@@ -334,10 +341,10 @@ def _document_write(op: dict[str, Any], method: str, request: dict[str, Any] | N
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description": page}},
             },
         }
-    else:
+    elif isinstance(request, dict):
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": request}}}
     responses = op["responses"]
-    if method == "post":
+    if method == "post" and "201" in responses:
         created = responses.setdefault("201", {"description": "Created"})
         created["content"] = {"application/json": {"schema": answer}}
         created["headers"] = {

@@ -12,16 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response import Response
 
 from api.controllers.writes import _WRITE, _json, _ref, _write
-from db import idempotency, writes
+from db import idempotency, rows, writes
 from db.ingest import curate
 
 
-@post("/v1/actors/{ref:str}/confirm", **_WRITE, operation_id="confirmActor", summary="Confirm a discovered actor")
+@post(
+    "/v1/actors/{ref:str}/confirm",
+    **_WRITE,
+    operation_id="confirmActor",
+    status_code=200,
+    summary="Confirm a discovered actor",
+)
 async def confirm_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
     async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
         return _json(await writes.get_actor(conn, await curate.confirm(conn, _ref(ref))))
@@ -33,6 +40,7 @@ async def confirm_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> 
     "/v1/actors/{ref:str}/rename",
     **_WRITE,
     operation_id="renameActor",
+    status_code=200,
     summary="Rename an actor, keeping the old name as an alias",
 )
 async def rename_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
@@ -48,6 +56,7 @@ async def rename_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> R
     "/v1/actors/{ref:str}/merge",
     **_WRITE,
     operation_id="mergeActor",
+    status_code=200,
     summary="Merge an actor into another: its entry links and names move there",
 )
 async def merge_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
@@ -61,3 +70,9 @@ async def merge_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Re
 
 
 curation_routes = [confirm_actor, rename_actor, merge_actor]
+# for the OpenAPI document (api/docs.py), as writes.DOCUMENTED_WRITES
+DOCUMENTED_CURATION: dict[str, tuple[type[msgspec.Struct] | None, type[msgspec.Struct]]] = {
+    "confirmActor": (None, rows.Actor),
+    "renameActor": (curate.Rename, rows.Actor),
+    "mergeActor": (curate.Merge, rows.Actor),
+}

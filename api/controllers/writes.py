@@ -190,7 +190,8 @@ async def import_page(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 # what each write reads and answers, for the OpenAPI document (api/docs.py): the handlers decode
 # the raw body themselves, so Litestar cannot see these types. None: the body is text.
-DOCUMENTED_WRITES: dict[str, tuple[type[msgspec.Struct] | None, type[msgspec.Struct]]] = {
+# operationId -> (request body: a Struct as JSON, `str` for a page as text, None for none; answer)
+DOCUMENTED_WRITES: dict[str, tuple[type[msgspec.Struct] | type[str] | None, type[msgspec.Struct]]] = {
     "createBlog": (writes.BlogCreate, rows.Blog),
     "createEntry": (writes.EntryCreate, rows.Entry),
     "updateEntry": (writes.EntryPatch, rows.Entry),
@@ -200,7 +201,7 @@ DOCUMENTED_WRITES: dict[str, tuple[type[msgspec.Struct] | None, type[msgspec.Str
     "updateLocation": (writes.LocationPatch, rows.Location),
     "createSource": (writes.SourceCreate, rows.Source),
     "updateSource": (writes.SourcePatch, rows.Source),
-    "importPage": (None, ImportResult),
+    "importPage": (str, ImportResult),
 }
 
 write_routes = [
