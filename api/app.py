@@ -28,7 +28,7 @@ from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
 from api.web import WebPlugin
-from db.pool import create_pool
+from db.pool import close_pool, create_pool
 from schema.app import route_handlers as graphql_routes
 
 
@@ -71,8 +71,8 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         try:
             yield
         finally:
-            await app.state.export_pool.close()
-            await app.state.pool.close()
+            await close_pool(app.state.export_pool)
+            await close_pool(app.state.pool)
 
     metrics = MetricsPlugin()
     app = Litestar(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -69,3 +70,17 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+CLOSE_SECONDS = 10.0
+
+
+async def close_pool(pool: asyncpg.Pool) -> None:
+    """Close gracefully, but never wait on a connection that is not given back (a stream its
+    client still holds, a handler stuck on a frozen server) for more than CLOSE_SECONDS: then
+    end every connection, so that shutting down always ends."""
+    try:
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await pool.close()
+    except TimeoutError:
+        pool.terminate()
