@@ -6,7 +6,8 @@ number per bucket (the "theoretical arrival time", GCRA) and the script reads Re
 clock, so every instance charges the same bucket atomically whatever their clocks say.
 
 Costs: every HTTP request costs 1, charged by the auth middleware before the app sees it.
-A GraphQL request costs its estimated query cost (the middleware's 1 counts toward it). The
+A GraphQL request costs its estimated query cost (the middleware's 1 counts toward it); one
+refused before it runs (parse, validation, depth or cost errors) costs only that 1. The
 GraphQL layer either calls `charge_connection(connection, cost)` before running the query
 (which charges `cost - 1` more, and on `allowed=False` it answers RATE_LIMITED), or only sets
 `request.state.graphql_cost`: then the middleware charges the rest when the response starts,

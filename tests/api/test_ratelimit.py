@@ -322,3 +322,33 @@ async def test_graphql_requests_are_charged_their_estimated_cost(
         refilled = int((time.monotonic() - started) / (60 / rate)) + 1
         remaining = int(rest.headers["ratelimit-remaining"])
         assert after_costly - 1 <= remaining <= after_costly - 1 + refilled
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        # cost 100 x 100 x 100: refused by the cost estimate before it runs
+        (
+            "{ entries(first: 100) { nodes { actors { actor { entries(first: 100) { nodes {"
+            " actors { actor { entries(first: 100) { nodes { headline } } } } } } } } } } }",
+            "QUERY_TOO_COMPLEX",
+        ),
+        ("{ entries(first: 100) { nodes { headline } ", "BAD_USER_INPUT"),  # a parse error
+        ("{ entries(first: 100) { nodes { nosuchfield } } }", "BAD_USER_INPUT"),  # a validation error
+        ("{ entries(first: 1000) { nodes { headline } } }", "BAD_USER_INPUT"),  # a page size out of range
+    ],
+)
+async def test_a_graphql_query_refused_before_it_runs_costs_one_unit(
+    db_dsn: str, conn: asyncpg.Connection, prefix: str, query: str, code: str
+) -> None:
+    rate = 100
+    _, token = await keydb.create_key(conn, PEPPER, name="refused", scopes=["read"], rate=rate)
+    settings = Settings(secret=PEPPER, redis_url=REDIS_URL, redis_prefix=prefix)
+    headers = {"X-API-Key": token}
+    async with AsyncTestClient(create_app(settings, db_dsn)) as client:
+        refused = await client.post("/graphql", json={"query": query}, headers=headers)
+        assert refused.json()["errors"][0]["extensions"]["code"] == code, refused.text
+        assert int(refused.headers["ratelimit-remaining"]) >= rate - 1
+        after = await client.get("/v1/usage", headers=headers)
+        assert after.status_code == 200, after.text
+        assert int(after.headers["ratelimit-remaining"]) >= rate - 2
