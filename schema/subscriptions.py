@@ -176,7 +176,7 @@ async def _init(socket: WebSocket[Any, Any, Any]) -> Any | None:
         try:
             caller = await authenticate_token(socket.app.state, token, caller.client if caller else "", origin)
         except AuthError as exc:
-            await socket.close(4403 if exc.status_code == 403 else 4401, exc.detail[:120])
+            await socket.close({403: 4403, 429: 4429}.get(exc.status_code, 4401), exc.detail[:120])
             return None
     if caller is None or (socket.app.state.settings.require_key and caller.anonymous):
         await socket.close(4401, "Unauthorized: this server needs an API key")
