@@ -62,6 +62,7 @@ class GraphContext:
         self.caller = caller
         self.request = request
         self.cost = 0  # the estimate the rate limiter may charge
+        self.event_seq: int | None = None  # a subscription's current event: its change seq
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
 
     def loader(

@@ -1,7 +1,11 @@
 """Subscriptions over WebSocket (`graphql-transport-ws`), driven by the instance's live hub.
 
 `entryPublished(filter:)` and `entryUpdated(filter:)` yield entries as their changes
-commit, on every instance (api/live.py: LISTEN plus the change log). The socket speaks the
+commit, on every instance (api/live.py: LISTEN plus the change log). Every event carries
+its change's `seq` (the change feed's and SSE's) in the `next` payload's `extensions.seq`;
+a subscription given `after: seq` first replays the matching changes after it from the
+log, then goes on live, each once and in order: a client that reconnects (its instance
+restarted, say) resumes from the last seq it saw without a gap. The socket speaks the
 graphql-transport-ws protocol itself (connection_init/ack, ping/pong, subscribe/next/
 error/complete), so the caller comes from the `connection_init` payload (`Authorization:
 Bearer …`, `X-API-Key` or `apiKey`) or, failing that, from the upgrade request's headers.
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import asyncpg
 import msgspec
@@ -29,7 +33,7 @@ from db import rows
 from db.filters import EntryFilter
 from db.page import Cursors
 from schema.context import Db, GraphContext
-from schema.errors import error_dict
+from schema.errors import BadInput, error_dict
 from schema.inputs import EntryFilterInput
 from schema.types import Entry
 
@@ -58,17 +62,27 @@ def _entry(data: dict[str, Any]) -> Entry:
     )
 
 
-async def _entries(info: Info, filter: EntryFilterInput | None, op: str) -> AsyncGenerator[Entry, None]:
+AFTER = (
+    "Resume: replay the matching changes with a seq above this one first (extensions.seq of the last event received)."
+)
+
+
+async def _entries(
+    info: Info, filter: EntryFilterInput | None, op: str, after: int | None
+) -> AsyncGenerator[Entry, None]:
     ctx = _ctx(info)
+    if after is not None and after < 0:
+        raise BadInput(f"after must be a change seq (0 or more), got {after}")
     hub: Hub = ctx.request.app.state.live
     wanted = filter.to_filter() if filter is not None else EntryFilter()
     async with hub.pool.acquire() as conn:
         resolved = await hub.resolve(cast(asyncpg.Connection, conn), wanted)
-    async for change in follow(hub, resolved, None, IDLE):
+    async for change in follow(hub, resolved, after, IDLE):
         if change is None or change.op != op or change.data is None:
             continue
         # a fresh view per event: loaders must not answer an updated entry from an older one
         ctx._loaders.clear()
+        ctx.event_seq = change.seq  # the socket puts it in the event's extensions
         yield _entry(change.data)
         await ctx.db.release()  # the event's fields are resolved: give the connection back
 
@@ -76,13 +90,23 @@ async def _entries(info: Info, filter: EntryFilterInput | None, op: str) -> Asyn
 @strawberry.type
 class Subscription:
     @strawberry.subscription(description="Each new entry matching the filter, as it is published.")
-    async def entry_published(self, info: Info, filter: EntryFilterInput | None = None) -> AsyncGenerator[Entry, None]:
-        async for entry in _entries(info, filter, "create"):
+    async def entry_published(
+        self,
+        info: Info,
+        filter: EntryFilterInput | None = None,
+        after: Annotated[int | None, strawberry.argument(description=AFTER)] = None,
+    ) -> AsyncGenerator[Entry, None]:
+        async for entry in _entries(info, filter, "create", after):
             yield entry
 
     @strawberry.subscription(description="Each change to an entry matching the filter, as it commits.")
-    async def entry_updated(self, info: Info, filter: EntryFilterInput | None = None) -> AsyncGenerator[Entry, None]:
-        async for entry in _entries(info, filter, "update"):
+    async def entry_updated(
+        self,
+        info: Info,
+        filter: EntryFilterInput | None = None,
+        after: Annotated[int | None, strawberry.argument(description=AFTER)] = None,
+    ) -> AsyncGenerator[Entry, None]:
+        async for entry in _entries(info, filter, "update", after):
             yield entry
 
 
@@ -138,6 +162,8 @@ class _Session:
                 body: dict[str, Any] = {"data": item.data}
                 if item.errors:
                     body["errors"] = [error_dict(e) for e in item.errors]
+                if ctx.event_seq is not None:
+                    body["extensions"] = {"seq": ctx.event_seq}
                 await self.send({"id": op_id, "type": "next", "payload": body})
             await self.send({"id": op_id, "type": "complete"})
         except asyncio.CancelledError:
