@@ -43,8 +43,13 @@ def record(run: Run, seconds: float) -> None:
     LINES.clear()
     LINES.append(f"fault run: {seconds:.0f} s, {len(run.samples)} requests, two instances, own PostgreSQL and Redis")
     LINES.extend(_row(r, widths) for r in rows)
-    all_5xx = sum(s.status >= 500 and s.status != 503 for s in run.samples)
-    LINES.append(f"5xx other than 503 over the whole run: {all_5xx}")
+    failed = [s for s in run.samples if (s.status >= 500 and s.status != 503) or s.status == -1]
+    LINES.append(f"5xx other than 503, or a broken connection, over the whole run: {len(failed)}")
+    for s in failed[:5]:
+        fault = next((f.name for f in run.faults if f.start <= s.start < f.end), "steady")
+        LINES.append(
+            f"  {fault}: {s.kind} on {s.instance}: {s.status if s.status > 0 else 'transport'}: {s.error[:150]}"
+        )
     lost = sum(1 for k in run.acknowledged if run.written.get(k, 0) == 0)
     duplicated = sum(1 for n in run.written.values() if n > 1)
     LINES.append(

@@ -6,7 +6,7 @@ redis-server and two instances (`sitrep serve`) on spare ports, puts them under 
 resume after every disconnect, and during the Redis faults a client hammering a key with a
 low rate), and injects one fault after another:
 
-    pg-restart      pg_ctl restart -m fast
+    pg-restart-N    pg_ctl restart -m fast (three times)
     pg-crash        pg_ctl stop -m immediate, 1 s, start (crash-style)
     pg-frozen       SIGSTOP of the postmaster and every backend for 3 s, then SIGCONT
     redis-restart   redis-server stopped, 2 s, started again (empty)
@@ -39,7 +39,8 @@ from tests.faults.harness import SECRET, Instance, Services, services
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-READERS = 4
+READERS = 8  # as in the reproduction of the 500s around a restart
+RESTARTS = 3  # pg_ctl restart -m fast, this many times (the race it exposes is narrow)
 SETTLE = 2.0  # seconds of steady load after each fault's recovery
 LIMITED_RATE = 60  # requests a minute of the key the rate-limit client hammers
 HANG = 1.0  # an answer (503 or 200) within this long of a request sent during a fault
@@ -328,7 +329,8 @@ async def _scenario(env: Services, run: Run) -> None:
     subscribers = [asyncio.create_task(load.sse_subscriber()), asyncio.create_task(load.graphql_subscriber())]
     try:
         await asyncio.sleep(2.0)  # steady load first
-        await _fault(run, "pg-restart", lambda: pg.restart("fast"), lambda: None, 0)
+        for n in range(RESTARTS):
+            await _fault(run, f"pg-restart-{n + 1}", lambda: pg.restart("fast"), lambda: None, 0)
         await _fault(run, "pg-crash", lambda: pg.stop("immediate"), pg.start, 1.0)
         await _fault(run, "pg-frozen", pg.freeze, pg.thaw, 3.0)
         await _with_limits(
