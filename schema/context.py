@@ -35,12 +35,15 @@ class Db:
         self._pool = pool
         self._conn: Any = conn  # a Connection, or the pool's proxy of one
         self._owned = False
+        self._closed = False
         self._lock = asyncio.Lock()
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         async with self._lock:
             if self._conn is None:
                 assert self._pool is not None
+                if self._closed:
+                    raise Unavailable("the request has ended")
                 try:
                     self._conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
                 except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
@@ -53,6 +56,14 @@ class Db:
             await self._pool.release(self._conn)
         self._conn = None
         self._owned = False
+
+    async def close(self) -> None:
+        """Give the connection back for good, once no statement is running on it: a resolver
+        still going after its request ended (a sibling of one that failed) must not take
+        another one, which nobody would give back."""
+        self._closed = True
+        async with self._lock:
+            await self.release()
 
 
 class GraphContext:
@@ -107,4 +118,4 @@ async def provide_context(request: Request[Any, Any, Any]) -> AsyncIterator[Grap
     try:
         yield ctx
     finally:
-        await ctx.db.release()
+        await ctx.db.close()

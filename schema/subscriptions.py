@@ -175,7 +175,7 @@ class _Session:
             await self.send({"id": op_id, "type": "error", "payload": [error_dict(error)]})
         finally:
             self.operations.pop(op_id, None)
-            await ctx.db.release()
+            await ctx.db.close()
 
     def cancel_all(self) -> None:
         for task in self.operations.values():
