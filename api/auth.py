@@ -7,7 +7,9 @@ caller's rate (see api/ratelimit.py), stores both on the scope (`request.state.c
 `request.state.rate`) and adds RateLimit-* and CORS headers to the response. Refusals are
 problem details: 401 (with WWW-Authenticate), 403, 429 (with Retry-After), 503. Bad
 credentials count against their address at the anonymous rate; past it that address gets 429
-before any key lookup until its bucket refills.
+before any key lookup until its bucket refills, except for the ids of existing keys (kept per
+process, like the keys' origins): a valid key is limited by its own rate only, never refused
+for what another caller behind the same address did.
 
 Key lookups are cached per process for a minute, but only while this process is LISTENing
 on PostgreSQL's `sitrep_keys` channel: creating, rotating or revoking a key NOTIFYs at commit
@@ -112,6 +114,19 @@ class Unauthenticated(AuthError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+class HeldOff(AuthError):
+    """An address that sent too many bad keys, presenting one that is not an existing key's."""
+
+    status_code = 429
+    code = "RATE_LIMITED"
+    title = "Too Many Requests"
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(
+            f"too many bad API keys from this address; retry in {wait} s", headers={"Retry-After": str(wait)}
+        )
+
+
 class Forbidden(AuthError):
     """A valid key that lacks the scope, or used from an origin it does not allow."""
 
@@ -160,10 +175,8 @@ def require_scope(scope: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], B
 async def authenticate_token(app_state: Any, token: str, client: str = "", origin: str | None = None) -> Caller:
     """The caller a token stands for (WebSocket connection_init); raises Unauthenticated/Forbidden."""
     services: AuthServices = app_state.auth
-    if client and services.blocked_for(client):
-        raise Unauthenticated("too many bad API keys from this address; retry later")
     try:
-        caller = await services.caller_for_token(token.strip(), client)
+        caller = await services.caller_for_token(token.strip(), client, blocked=services.blocked_for(client))
     except Unauthenticated:
         if client:
             await services.count_failure(client)
@@ -199,6 +212,7 @@ class Keyring:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lost = asyncio.Event()
         self.origins: frozenset[str] = frozenset()
+        self.key_ids: frozenset[str] = frozenset()  # of the usable keys, kept fresh like origins
 
     @property
     def listening(self) -> bool:
@@ -227,12 +241,12 @@ class Keyring:
         conn.add_termination_listener(self._on_lost)
         self._listener = conn
         self._forget_all()  # anything cached while not listening may be stale
-        await self.refresh_origins()
+        await self.refresh_active()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, key_id: object) -> None:
         self._generation += 1
         self._cache.pop(str(key_id), None)
-        self._spawn(self.refresh_origins())
+        self._spawn(self.refresh_active())
 
     def forget(self, key_id: str) -> None:
         """Drop a key this process just changed (its own NOTIFY arrives a moment later)."""
@@ -276,10 +290,16 @@ class Keyring:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX)
 
-    async def refresh_origins(self) -> None:
+    async def refresh_active(self) -> None:
+        """Reload what the usable keys allow: their browser origins and their ids."""
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             async with self.pool.acquire(timeout=2) as conn:
                 self.origins = await keydb.active_origins(conn)
+                self.key_ids = await keydb.active_key_ids(conn)
+
+    def may_exist(self, key_id: str) -> bool:
+        """Whether a key with this id may exist (always true while key changes go unheard)."""
+        return key_id in self.key_ids or not self.listening
 
     async def lookup(self, key_id: str) -> keydb.StoredKey | None:
         now = time.monotonic()
@@ -390,10 +410,14 @@ class AuthServices:
             key_id=None, name="anonymous", scopes=frozenset({"read"}), rate=self.settings.anonymous_rate, client=client
         )
 
-    async def caller_for_token(self, token: str, client: str) -> Caller:
+    async def caller_for_token(self, token: str, client: str, *, blocked: int = 0) -> Caller:
+        """The key's caller. From an address `blocked` (seconds) for bad keys, only the id of an
+        existing key is looked up: guessing cannot load the database, a valid key still works."""
+        parsed = keydb.parse_token(token) if token else None
+        if blocked and (parsed is None or not self.keyring.may_exist(parsed[0])):
+            raise HeldOff(blocked)
         if not token:
             raise Unauthenticated("the API key is empty")
-        parsed = keydb.parse_token(token)
         if parsed is None:
             raise Unauthenticated("malformed API key: expected sk_<id>_<secret>")
         key_id, secret = parsed
@@ -420,9 +444,12 @@ class AuthServices:
             origins=stored.row.origins,
         )
 
-    async def caller_for_stream_token(self, token: str, client: str) -> Caller:
-        """The key a stream token stands for (api/stream_tokens.py), checked as the key itself is."""
+    async def caller_for_stream_token(self, token: str, client: str, *, blocked: int = 0) -> Caller:
+        """The key a stream token stands for (api/stream_tokens.py), checked as the key itself is
+        (from a held-off address, only a token naming an existing key is looked up)."""
         parsed = stream_tokens.parse(token.strip())
+        if blocked and (parsed is None or not self.keyring.may_exist(parsed[0])):
+            raise HeldOff(blocked)
         if parsed is None:
             raise Unauthenticated("malformed stream token: expected one from POST /v1/stream/tokens")
         key_id, expires, signature = parsed
@@ -435,7 +462,7 @@ class AuthServices:
             raise Unauthenticated("unknown stream token")
         return self._caller(stored, client)
 
-    async def caller_for_headers(self, headers: dict[str, str], client: str) -> Caller | None:
+    async def caller_for_headers(self, headers: dict[str, str], client: str, *, blocked: int = 0) -> Caller | None:
         """The caller the request's credentials name; None when it carries none."""
         tokens: list[str] = []
         if "authorization" in headers:
@@ -449,7 +476,7 @@ class AuthServices:
             return None
         if len(set(tokens)) > 1:
             raise Unauthenticated("two different API keys given")
-        return await self.caller_for_token(tokens[0], client)
+        return await self.caller_for_token(tokens[0], client, blocked=blocked)
 
     async def start(self) -> None:
         await self.keyring.start()
@@ -629,20 +656,14 @@ class AuthMiddleware:
             return
 
         client = (scope.get("client") or ("", 0))[0]
-        if credentials and (wait := services.blocked_for(client)):
-            services.refused[429] += 1
-            await _send_problem(
-                send, 429, "Too Many Requests",
-                f"too many bad API keys from this address; retry in {wait} s", {"Retry-After": str(wait)}, cors_out,
-            )  # fmt: skip
-            return
+        blocked = services.blocked_for(client)
         try:
             if token is None:
-                caller = await services.caller_for_headers(headers, client)
+                caller = await services.caller_for_headers(headers, client, blocked=blocked)
             elif "authorization" in headers or "x-api-key" in headers:
                 raise Unauthenticated("give a key header or a stream token, not both")
             else:
-                caller = await services.caller_for_stream_token(token, client)
+                caller = await services.caller_for_stream_token(token, client, blocked=blocked)
             if caller is None:
                 if services.settings.require_key and not _documentation(scope, method, headers):
                     raise Unauthenticated("an API key is required", invalid_token=False)
@@ -698,16 +719,15 @@ class AuthMiddleware:
     async def _websocket(self, services: AuthServices, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         client = (scope.get("client") or ("", 0))[0]
-        if ("authorization" in headers or "x-api-key" in headers) and services.blocked_for(client):
-            await _emit(send, {"type": "websocket.close", "code": 4429})
-            return
         try:
-            caller = await services.caller_for_headers(headers, client) or services.anonymous(client)
+            blocked = services.blocked_for(client)
+            caller = await services.caller_for_headers(headers, client, blocked=blocked) or services.anonymous(client)
             check_origin(caller, headers.get("origin"))
         except AuthError as exc:
             if exc.status_code == 401:
                 await services.count_failure(client)
-            await _emit(send, {"type": "websocket.close", "code": 4401 if exc.status_code == 401 else 4403})
+            code = {401: 4401, 429: 4429}.get(exc.status_code, 4403)
+            await _emit(send, {"type": "websocket.close", "code": code})
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             await _emit(send, {"type": "websocket.close", "code": 1013})

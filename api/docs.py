@@ -395,6 +395,8 @@ def refine(doc: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("304", {"description": "Not Modified: the If-None-Match tag still matches"})
             if offered is not None and "200" in responses:
                 _add_formats(doc, op, offered)
+            if "204" in responses:  # No Content has no body (a Response[None] handler documents JSON null)
+                responses["204"].pop("content", None)
     return doc
 
 

@@ -6,7 +6,8 @@ number per bucket (the "theoretical arrival time", GCRA) and the script reads Re
 clock, so every instance charges the same bucket atomically whatever their clocks say.
 
 Costs: every HTTP request costs 1, charged by the auth middleware before the app sees it.
-A GraphQL request costs its estimated query cost (the middleware's 1 counts toward it). The
+A GraphQL request costs its estimated query cost (the middleware's 1 counts toward it); one
+refused before it runs (parse, validation, depth or cost errors) costs only that 1. The
 GraphQL layer either calls `charge_connection(connection, cost)` before running the query
 (which charges `cost - 1` more, and on `allowed=False` it answers RATE_LIMITED), or only sets
 `request.state.graphql_cost`: then the middleware charges the rest when the response starts,
@@ -17,11 +18,20 @@ rather than never).
 
 Without REDIS_URL (one instance) the same algorithm runs in process. When Redis goes away
 mid-run the limiter neither lets everything through nor fails requests: it switches to the
-in-process limiter at this instance's share of each rate (the rate divided by the number of
-instances that announced themselves in Redis during the last 30 seconds, rounded up), logs a
-warning, counts `sitrep_ratelimit_redis_errors_total` and sets `sitrep_ratelimit_degraded` to 1 (see /metrics),
-and probes Redis with exponential backoff (0.25 s doubling to 5 s); when Redis answers again
-it goes back to the shared buckets (which kept their state).
+in-process limiter at this instance's share of each rate, logs a warning, counts
+`sitrep_ratelimit_redis_errors_total` and sets `sitrep_ratelimit_degraded` to 1 (see /metrics),
+and probes Redis every 0.25 s until it answers. So that the instances together never allow
+more than the rate (give or take one request each):
+- the share is the rate divided by the most instances seen in the last 30 seconds, rounded up;
+  every charge registers this instance and counts the live ones (not only the heartbeat, or an
+  instance started first would count itself alone until its next one);
+- each instance remembers how far ahead every bucket it charged was (GCRA's theoretical arrival
+  time, a point in time, so the same fraction of any rate): its in-process buckets start from
+  there, and every charge in Redis carries it as a floor, so a Redis that restarted empty gets
+  each bucket's state back on its first use, even by an instance that never saw Redis go;
+- when Redis answers again, what this instance allowed meanwhile is charged there, and for the
+  next 2 seconds (while the other instances' probes also find Redis back) a request must fit
+  both the shared bucket and this instance's share.
 """
 
 from __future__ import annotations
@@ -54,30 +64,48 @@ COST_CHARGED = "cost_charged"
 _PERIOD_US = PERIOD_SECONDS * 1_000_000
 _PEER_WINDOW = 30.0
 _HEARTBEAT = 10.0
-_BACKOFF_START = 0.25
-_BACKOFF_MAX = 5.0
+_PROBE_EVERY = 0.25
+_GRACE = 2.0  # > the probe interval plus the socket timeout: every instance has found Redis back
+_MAX_SEEN = 100_000
 
-# KEYS[1] bucket; ARGV[1] rate a minute; ARGV[2] cost (1..rate); ARGV[3] 1 to drain: charge what is
-# left when the cost does not fit (a cost known only after the work was done). Times in microseconds.
-# Returns {allowed, remaining, microseconds until full, microseconds until allowed}.
+# KEYS[1] bucket, KEYS[2] the instances (a sorted set scored by when each was last seen);
+# ARGV[1] rate a minute; ARGV[2] cost (1..rate); ARGV[3] 1 to drain: charge what is left when the
+# cost does not fit (a cost known only after the work was done); ARGV[4] this instance's id;
+# ARGV[5] the floor: how far ahead of now this instance last saw the bucket (a Redis that
+# restarted empty gets it back). Times in microseconds. Returns {allowed, remaining,
+# microseconds until full, microseconds until allowed, instances seen in the last 30 s}.
 _GCRA = """
 local rate = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local period = 60000000
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZADD', KEYS[2], t[1], ARGV[4])
+local peers = redis.call('ZCOUNT', KEYS[2], tonumber(t[1]) - 30, '+inf')
 local interval = period / rate
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+local floor = now + tonumber(ARGV[5])
+if tat < floor then tat = floor end
 local new_tat = tat + interval * cost
 if new_tat - period > now then
   if ARGV[3] ~= '1' then
-    return {0, math.floor((now + period - tat) / interval), math.ceil(tat - now), math.ceil(new_tat - period - now)}
+    return {0, math.floor((now + period - tat) / interval), math.ceil(tat - now), math.ceil(new_tat - period - now), peers}
   end
   new_tat = now + period
 end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {1, math.floor((now + period - new_tat) / interval), math.ceil(new_tat - now), 0}
+return {1, math.floor((now + period - new_tat) / interval), math.ceil(new_tat - now), 0, peers}
+"""
+
+# KEYS[1] the instances; ARGV[1] this instance's id. Registers it, forgets those not seen for 30 s,
+# returns how many are left.
+_ANNOUNCE = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], t[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) - 30)
+redis.call('EXPIRE', KEYS[1], 60)
+return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -135,6 +163,10 @@ class LocalLimiter:
         self._tat[bucket] = new_tat
         return _decision(True, shown, (now + _PERIOD_US - new_tat) / interval, new_tat - now, 0)
 
+    def restore(self, tats: dict[str, float]) -> None:
+        """Start these buckets at these theoretical arrival times (monotonic microseconds)."""
+        self._tat.update(tats)
+
 
 Mode = Literal["local", "redis", "degraded"]
 
@@ -149,8 +181,13 @@ class Limiter:
         self._instance = uuid.uuid4().hex
         self._redis: aioredis.Redis | None = None
         self._script: Any = None
+        self._announce: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.Task[None] | None = None
+        self._counts: dict[int, float] = {}  # instances counted -> when last counted (monotonic)
+        self._seen: dict[str, float] = {}  # bucket -> its theoretical arrival time last seen (monotonic µs)
+        self._away: dict[str, tuple[int, int]] = {}  # bucket -> (rate, cost) allowed while Redis was away
+        self._grace_until = 0.0
         self.mode: Mode = "local"
         self.redis_errors = 0
         if redis_url:
@@ -163,6 +200,7 @@ class Limiter:
                 health_check_interval=0,
             )
             self._script = self._redis.register_script(_GCRA)
+            self._announce = self._redis.register_script(_ANNOUNCE)
             self.mode = "redis"
 
     async def start(self) -> None:
@@ -189,17 +227,47 @@ class Limiter:
         """Charge `cost` (at least 1, at most the rate); with `drain`, take what is left if it does not fit."""
         cost = max(1, min(cost, rate))
         if self.mode == "redis" and self._script is not None:
+            if time.monotonic() < self._grace_until:  # other instances may still be on their share
+                share = self._share(rate)
+                own = self.local.charge(bucket, share, min(cost, share), limit=share, drain=drain)
+                if not own.allowed:
+                    return own
             try:
-                allowed, remaining, full_us, wait_us = await self._script(
-                    keys=[self.prefix + "rl:" + bucket], args=[rate, cost, 1 if drain else 0]
-                )
-                return _decision(bool(allowed), rate, remaining, full_us, wait_us)
+                return await self._charge_redis(bucket, rate, cost, drain)
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
         if self.mode == "degraded":
-            share = max(1, math.ceil(rate / self.peers))
-            return self.local.charge(bucket, share, min(cost, share), limit=share, drain=drain)
+            share = self._share(rate)
+            decision = self.local.charge(bucket, share, min(cost, share), limit=share, drain=drain)
+            if decision.allowed:
+                _, taken = self._away.get(bucket, (rate, 0))
+                self._away[bucket] = (rate, taken + min(cost, share))
+            return decision
         return self.local.charge(bucket, rate, cost, drain=drain)
+
+    async def _charge_redis(self, bucket: str, rate: int, cost: int, drain: bool) -> RateDecision:
+        now = time.monotonic() * 1_000_000
+        floor = max(0, int(self._seen.get(bucket, now) - now))
+        allowed, remaining, full_us, wait_us, peers = await self._script(
+            keys=[self.prefix + "rl:" + bucket, self.prefix + "instances"],
+            args=[rate, cost, 1 if drain else 0, self._instance, floor],
+        )
+        self._count_peers(int(peers))
+        if len(self._seen) >= _MAX_SEEN:
+            self._seen = {b: t for b, t in self._seen.items() if t > now}
+        self._seen[bucket] = now + full_us
+        return _decision(bool(allowed), rate, remaining, full_us, wait_us)
+
+    def _share(self, rate: int) -> int:
+        return max(1, math.ceil(rate / self.peers))
+
+    def _count_peers(self, count: int) -> None:
+        """Take the most instances counted in the last 30 s: a Redis that restarted has forgotten
+        the ones that have not charged or announced themselves since."""
+        now = time.monotonic()
+        self._counts[max(1, count)] = now
+        self._counts = {n: at for n, at in self._counts.items() if now - at < _PEER_WINDOW}
+        self.peers = max(self._counts)
 
     # --- Redis health ----------------------------------------------------------------------
 
@@ -208,6 +276,11 @@ class Limiter:
         if self.mode != "redis":
             return
         self.mode = "degraded"
+        # in-process buckets start where this instance last saw the shared ones
+        now = time.monotonic() * 1_000_000
+        self.local = LocalLimiter()
+        self.local.restore({b: t for b, t in self._seen.items() if t > now})
+        self._away = {}
         log.warning(
             "rate limiter: Redis unreachable (%s); limiting in process at 1/%d of each rate until it returns",
             type(exc).__name__,
@@ -217,31 +290,34 @@ class Limiter:
 
     async def _reconnect(self) -> None:
         assert self._redis is not None
-        delay = _BACKOFF_START
         while True:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(_PROBE_EVERY)
             try:
-                await self._redis.ping()
+                await self.announce()
+                await self._settle()
             except (RedisError, OSError):
                 self.redis_errors += 1
-                delay = min(delay * 2, _BACKOFF_MAX)
                 continue
+            self._grace_until = time.monotonic() + _GRACE
             self.mode = "redis"
             log.warning("rate limiter: Redis is back; shared limits restored")
             return
 
+    async def _settle(self) -> None:
+        """Charge the shared buckets with what this instance allowed while Redis was away."""
+        while self._away:
+            bucket, (rate, taken) = next(iter(self._away.items()))
+            while taken > 0:
+                step = min(taken, rate)
+                await self._charge_redis(bucket, rate, step, True)
+                taken -= step
+            del self._away[bucket]
+
     async def announce(self) -> None:
         """Announce this instance and count the live ones: the share each takes if Redis goes away."""
-        assert self._redis is not None
-        key = self.prefix + "instances"
-        now = time.time()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, {self._instance: now})
-            pipe.zremrangebyscore(key, "-inf", now - _PEER_WINDOW)
-            pipe.zcard(key)
-            pipe.expire(key, int(_PEER_WINDOW * 2))
-            results = await pipe.execute()
-        self.peers = max(1, int(results[2]))
+        assert self._announce is not None
+        count = await self._announce(keys=[self.prefix + "instances"], args=[self._instance])
+        self._count_peers(int(count))
 
     async def _heartbeat(self) -> None:
         while True:

@@ -280,3 +280,7 @@ async def daily_usage(conn: Conn, key_id: str, days: int) -> list[DailyUsage]:
 
 async def active_origins(conn: Conn) -> frozenset[str]:
     return frozenset(r["origin"] for r in await conn.fetch(query("active_origins")))
+
+
+async def active_key_ids(conn: Conn) -> frozenset[str]:
+    return frozenset(r["id"] for r in await conn.fetch(query("active_key_ids")))

@@ -35,12 +35,15 @@ class Db:
         self._pool = pool
         self._conn: Any = conn  # a Connection, or the pool's proxy of one
         self._owned = False
+        self._closed = False
         self._lock = asyncio.Lock()
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         async with self._lock:
             if self._conn is None:
                 assert self._pool is not None
+                if self._closed:
+                    raise Unavailable("the request has ended")
                 try:
                     self._conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
                 except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
@@ -54,6 +57,14 @@ class Db:
         self._conn = None
         self._owned = False
 
+    async def close(self) -> None:
+        """Give the connection back for good, once no statement is running on it: a resolver
+        still going after its request ended (a sibling of one that failed) must not take
+        another one, which nobody would give back."""
+        self._closed = True
+        async with self._lock:
+            await self.release()
+
 
 class GraphContext:
     def __init__(self, db: Db, cursors: Cursors, caller: Any = None, request: Any = None) -> None:
@@ -63,6 +74,7 @@ class GraphContext:
         self.request = request
         self.cost = 0  # the estimate the rate limiter may charge
         self.replayed = False  # a mutation answered from its idempotency key (schema/mutations.py)
+        self.event_seq: int | None = None  # a subscription's current event: its change seq
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
 
     def loader(
@@ -107,4 +119,4 @@ async def provide_context(request: Request[Any, Any, Any]) -> AsyncIterator[Grap
     try:
         yield ctx
     finally:
-        await ctx.db.release()
+        await ctx.db.close()

@@ -34,7 +34,7 @@ _CACHE_MAX_QUERY = 20_000  # characters: the cache's memory stays bounded whatev
 class Outcome(msgspec.Struct, kw_only=True):
     body: dict[str, Any]
     operation: str | None = None  # "query", "mutation", "subscription"
-    cost: int = 0
+    cost: int = 0  # what to charge to the caller's rate: the estimate of a query that ran, else 0
     path: str = "none"  # "fast", "plain" or "none" (refused before execution)
 
 
@@ -122,11 +122,11 @@ async def execute(
         return Outcome(body=_errors(coerced), operation=kind.value)
     cost, limit_errors = limits.estimate(schema, operation, fragments, coerced)
     ctx.cost = cost
-    if limit_errors:
-        return Outcome(body=_errors(limit_errors), operation=kind.value, cost=cost)
+    if limit_errors:  # refused work costs nothing beyond the request's one unit
+        return Outcome(body=_errors(limit_errors), operation=kind.value)
     if charge is not None and (refused := await charge(cost)) is not None:
         error = GraphQLError(refused.message, operation, original_error=refused)
-        return Outcome(body=_errors([error]), operation=kind.value, cost=cost)
+        return Outcome(body=_errors([error]), operation=kind.value)
     if use_fast and kind == OperationType.QUERY:
         body = await fast.execute(schema, operation, fragments, coerced, ctx)
         if body is not None:

@@ -101,6 +101,14 @@ class NearInput:
     longitude: float
     radius_km: float
 
+    def check(self, argument: str) -> tuple[float, float]:
+        """The point, once it and the radius are checked as REST checks `near` and `radius_km`."""
+        if not (-90 <= self.latitude <= 90 and -180 <= self.longitude <= 180):
+            raise BadInput(f"{argument}: latitude lies in [-90, 90] and longitude in [-180, 180]", field=argument)
+        if not 0.001 <= self.radius_km <= 20_038:
+            raise BadInput(f"{argument}: radiusKm lies in [0.001, 20038]", field=argument)
+        return (self.latitude, self.longitude)
+
 
 @strawberry.input(name="LocationFilter")
 class LocationFilterInput:
@@ -119,7 +127,7 @@ class LocationFilterInput:
             country=tuple(self.country or ()),
             within=to_refs("Location", self.within, "within"),
             bbox=self.bbox.to_bbox("bbox") if self.bbox else None,
-            near=(near.latitude, near.longitude) if near else None,
+            near=near.check("near") if near else None,
             radius_km=near.radius_km if near else None,
         )
 

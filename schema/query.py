@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import strawberry
@@ -182,7 +182,12 @@ class Query:
     @strawberry.field(description="Objects by global id, in the order asked; null where there is none.")
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         ctx = _ctx(info)
-        return list(await asyncio.gather(*(_node(ctx, str(i)) for i in ids)))  # one batch per type
+        # one batch per type; every lookup ends before the first error is raised
+        found = await asyncio.gather(*(_node(ctx, str(i)) for i in ids), return_exceptions=True)
+        for result in found:
+            if isinstance(result, BaseException):
+                raise result
+        return cast(list[Node | None], found)
 
     @strawberry.field(description="Entries, newest first unless orderBy says otherwise.")
     async def entries(

@@ -3,7 +3,11 @@
 `entryPublished(filter:)` and `entryUpdated(filter:)` yield entries as their changes
 commit, on every instance (api/live.py: LISTEN plus the change log); `entryDeleted(filter:)`
 yields what is left of an entry once it is gone (its ids, time and headline), judged against
-the filter on its last state as SSE's `deleted` events are, so a view can drop it. The socket speaks the
+the filter on its last state as SSE's `deleted` events are, so a view can drop it. Every event
+carries its change's `seq` (the change feed's and SSE's) in the `next` payload's
+`extensions.seq`; a subscription given `after: seq` first replays the matching changes after it
+from the log, then goes on live, each once and in order: a client that reconnects (its instance
+restarted, say) resumes from the last seq it saw without a gap. The socket speaks the
 graphql-transport-ws protocol itself (connection_init/ack, ping/pong, subscribe/next/
 error/complete), so the caller comes from the `connection_init` payload (`Authorization:
 Bearer …`, `X-API-Key` or `apiKey`) or, failing that, from the upgrade request's headers.
@@ -15,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import asyncpg
 import msgspec
@@ -33,7 +37,7 @@ from db.changes import Change
 from db.filters import EntryFilter
 from db.page import Cursors
 from schema.context import Db, GraphContext
-from schema.errors import error_dict
+from schema.errors import BadInput, error_dict
 from schema.inputs import EntryFilterInput
 from schema.relay import to_global_id
 from schema.types import Entry
@@ -73,23 +77,35 @@ class DeletedEntry:
     deleted_at: datetime
 
 
-async def _changes(info: Info, filter: EntryFilterInput | None, op: str) -> AsyncGenerator[Change, None]:
+AFTER = (
+    "Resume: replay the matching changes with a seq above this one first (extensions.seq of the last event received)."
+)
+
+
+async def _changes(
+    info: Info, filter: EntryFilterInput | None, op: str, after: int | None
+) -> AsyncGenerator[Change, None]:
+    if after is not None and after < 0:
+        raise BadInput(f"after must be a change seq (0 or more), got {after}")
     ctx = _ctx(info)
     hub: Hub = ctx.request.app.state.live
     wanted = filter.to_filter() if filter is not None else EntryFilter()
     async with hub.pool.acquire() as conn:
         resolved = await hub.resolve(cast(asyncpg.Connection, conn), wanted)
-    async for change in follow(hub, resolved, None, IDLE):
+    async for change in follow(hub, resolved, after, IDLE):
         if change is None or change.op != op or change.data is None:
             continue
         # a fresh view per event: loaders must not answer an updated entry from an older one
         ctx._loaders.clear()
+        ctx.event_seq = change.seq  # the socket puts it in the event's extensions
         yield change
         await ctx.db.release()  # the event's fields are resolved: give the connection back
 
 
-async def _entries(info: Info, filter: EntryFilterInput | None, op: str) -> AsyncGenerator[Entry, None]:
-    async for change in _changes(info, filter, op):
+async def _entries(
+    info: Info, filter: EntryFilterInput | None, op: str, after: int | None
+) -> AsyncGenerator[Entry, None]:
+    async for change in _changes(info, filter, op, after):
         yield _entry(change.data or {})
 
 
@@ -108,22 +124,35 @@ def _deleted(change: Change) -> DeletedEntry:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(description="Each new entry matching the filter, as it is published.")
-    async def entry_published(self, info: Info, filter: EntryFilterInput | None = None) -> AsyncGenerator[Entry, None]:
-        async for entry in _entries(info, filter, "create"):
+    async def entry_published(
+        self,
+        info: Info,
+        filter: EntryFilterInput | None = None,
+        after: Annotated[int | None, strawberry.argument(description=AFTER)] = None,
+    ) -> AsyncGenerator[Entry, None]:
+        async for entry in _entries(info, filter, "create", after):
             yield entry
 
     @strawberry.subscription(description="Each change to an entry matching the filter, as it commits.")
-    async def entry_updated(self, info: Info, filter: EntryFilterInput | None = None) -> AsyncGenerator[Entry, None]:
-        async for entry in _entries(info, filter, "update"):
+    async def entry_updated(
+        self,
+        info: Info,
+        filter: EntryFilterInput | None = None,
+        after: Annotated[int | None, strawberry.argument(description=AFTER)] = None,
+    ) -> AsyncGenerator[Entry, None]:
+        async for entry in _entries(info, filter, "update", after):
             yield entry
 
     @strawberry.subscription(
         description="Each entry deleted that matched the filter (judged on its last state), as the delete commits."
     )
     async def entry_deleted(
-        self, info: Info, filter: EntryFilterInput | None = None
+        self,
+        info: Info,
+        filter: EntryFilterInput | None = None,
+        after: Annotated[int | None, strawberry.argument(description=AFTER)] = None,
     ) -> AsyncGenerator[DeletedEntry, None]:
-        async for change in _changes(info, filter, "delete"):
+        async for change in _changes(info, filter, "delete", after):
             yield _deleted(change)
 
 
@@ -179,6 +208,8 @@ class _Session:
                 body: dict[str, Any] = {"data": item.data}
                 if item.errors:
                     body["errors"] = [error_dict(e) for e in item.errors]
+                if ctx.event_seq is not None:
+                    body["extensions"] = {"seq": ctx.event_seq}
                 await self.send({"id": op_id, "type": "next", "payload": body})
             await self.send({"id": op_id, "type": "complete"})
         except asyncio.CancelledError:
@@ -190,7 +221,7 @@ class _Session:
             await self.send({"id": op_id, "type": "error", "payload": [error_dict(error)]})
         finally:
             self.operations.pop(op_id, None)
-            await ctx.db.release()
+            await ctx.db.close()
 
     def cancel_all(self) -> None:
         for task in self.operations.values():
@@ -217,7 +248,7 @@ async def _init(socket: WebSocket[Any, Any, Any]) -> Any | None:
         try:
             caller = await authenticate_token(socket.app.state, token, caller.client if caller else "", origin)
         except AuthError as exc:
-            await socket.close(4403 if exc.status_code == 403 else 4401, exc.detail[:120])
+            await socket.close({403: 4403, 429: 4429}.get(exc.status_code, 4401), exc.detail[:120])
             return None
     if caller is None or (socket.app.state.settings.require_key and caller.anonymous):
         await socket.close(4401, "Unauthorized: this server needs an API key")

@@ -71,3 +71,7 @@ ORDER BY day DESC;
 SELECT DISTINCT origin
 FROM api_keys, unnest(origins) AS origin
 WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
+
+-- name: active_key_ids
+-- The id of every usable key: an address held off for bad keys may still present one of these.
+SELECT id FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());

@@ -506,14 +506,42 @@ async def test_the_cli_refuses_bad_input_in_one_line_and_prints_a_new_key_last(d
 
 
 async def test_an_address_sending_bad_keys_is_held_off_before_any_lookup(db_dsn: str, conn: asyncpg.Connection) -> None:
-    good = await make_key(conn, "read")
-    bad = f"sk_{key_id_of(good)}_{'Q' * 40}"
     async with AsyncTestClient(create_app(settings(anonymous_rate=3), db_dsn)) as client:
-        statuses = [(await client.get("/v1/usage", headers={"X-API-Key": bad})).status_code for _ in range(6)]
+        statuses = []
+        for _ in range(6):  # unknown keys: each a different guess
+            guess = keydb.format_token(uuid.uuid4().hex[:12], "Q" * 40)
+            statuses.append((await client.get("/v1/usage", headers={"X-API-Key": guess})).status_code)
         assert statuses == [401, 401, 401, 401, 429, 429]
-        held = await client.get("/v1/usage", headers={"X-API-Key": good})
+        held = await client.get("/v1/usage", headers={"X-API-Key": keydb.format_token("nosuchkey123", "Q" * 40)})
         problem = assert_problem(held, 429)
         assert 1 <= int(held.headers["retry-after"]) <= 20
         assert "bad API keys" in problem["detail"]
         # reads without a key go on at the anonymous rate, which bad keys did not spend
         assert (await client.get("/v1/no-such-route")).status_code == 404
+
+
+async def test_a_valid_key_is_never_refused_for_what_others_at_its_address_did(
+    db_dsn: str, conn: asyncpg.Connection
+) -> None:
+    good = await make_key(conn, "read", rate=20)
+    wrong_secret = keydb.format_token(key_id_of(good), "Q" * 40)
+    async with AsyncTestClient(create_app(settings(anonymous_rate=3), db_dsn)) as client:
+        # another caller behind the same address: bad keys until the address is held off ...
+        for _ in range(5):
+            guess = keydb.format_token(uuid.uuid4().hex[:12], "Q" * 40)
+            await client.get("/v1/usage", headers={"X-API-Key": guess})
+        # ... the good key's own secret guessed wrong, which must not spend the good key's rate ...
+        for _ in range(5):
+            assert (await client.get("/v1/usage", headers={"X-API-Key": wrong_secret})).status_code == 401
+        # ... and the anonymous bucket of the address emptied
+        anonymous = [(await client.get("/v1/usage")).status_code for _ in range(5)]
+        assert 429 in anonymous
+        for socket_headers in ({"X-API-Key": good}, {"Authorization": f"Bearer {good}"}):
+            response = await client.get("/v1/usage", headers=socket_headers)
+            assert response.status_code == 200, response.text
+        assert response.headers["ratelimit-limit"] == "20"
+        assert response.headers["ratelimit-remaining"] == "18"  # only its own two requests
+        await client.get("/v1/usage", headers={"X-API-Key": good})
+        # the GraphQL socket's connection_init takes the same path
+        caller = await authenticate_token(client.app.state, good, "testclient")
+        assert caller.key_id == key_id_of(good)

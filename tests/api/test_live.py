@@ -7,6 +7,7 @@ write on one instance must reach subscribers of the other through PostgreSQL NOT
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import socket
@@ -295,7 +296,8 @@ async def test_a_post_on_one_instance_reaches_an_sse_client_of_the_other_within_
                                 "headline": "Update 1",
                                 "actors": [{"role": "SPEAKER", "actor": {"slug": "peskov"}}],
                             }
-                        }
+                        },
+                        "extensions": {"seq": sse.events[0].id},  # the change's seq, as SSE's id
                     },
                 }
             ]
@@ -633,3 +635,51 @@ async def test_a_subscriber_cut_off_for_lagging_resumes_without_loss(db_dsn: str
         await conn.close()
         await hub.aclose()
         await pool.close()
+
+
+async def test_a_graphql_subscription_resumes_after_the_last_seq_it_received(
+    two_instances: tuple[str, str], write_token: str
+) -> None:
+    """Each event carries its change seq; `after:` replays what was missed, then goes on live,
+    on another instance too (as when the first one restarts)."""
+    a, b = two_instances
+    await _catalog(a, _auth(write_token))
+    fields = "id headline"
+    async with httpx.AsyncClient(base_url=a, headers=_auth(write_token)) as client:
+        first = await GraphQLSubscriber(b, write_token, f"subscription {{ entryPublished {{ {fields} }} }}").start()
+        for n in range(3):
+            assert (await client.post("/v1/entries", json=_entry(n))).status_code == 201
+        seen = [m for m in await first.wait_for(3, 5.0) if m["type"] == "next"]
+        await first.stop()
+        assert [m["payload"]["data"]["entryPublished"]["headline"] for m in seen] == [
+            "Update 0",
+            "Update 1",
+            "Update 2",
+        ]
+        seqs = [m["payload"]["extensions"]["seq"] for m in seen]
+        assert seqs == sorted(set(seqs))
+        for n in range(3, 6):  # published while the client is away
+            assert (await client.post("/v1/entries", json=_entry(n))).status_code == 201
+        query = f"subscription {{ entryPublished(after: {seqs[-1]}) {{ {fields} }} }}"
+        second = await GraphQLSubscriber(a, write_token, query).start()
+        try:
+            for n in range(6, 8):  # and live again
+                assert (await client.post("/v1/entries", json=_entry(n))).status_code == 201
+            await second.wait_for(5, 10.0)
+            await asyncio.sleep(0.3)  # nothing more may come
+            got = [m for _, m in second.received]
+            assert all(m["type"] == "next" for m in got), got
+            assert [m["payload"]["data"]["entryPublished"]["headline"] for m in got] == [
+                f"Update {n}" for n in range(3, 8)
+            ]
+            resumed = [m["payload"]["extensions"]["seq"] for m in got]
+            assert resumed == sorted(set(resumed))
+            assert resumed[0] > seqs[-1]
+            feed = (await client.get("/v1/changes", params={"after": 0, "limit": 200})).json()["data"]
+            created = {str(c["id"]): c["seq"] for c in feed if c["entity"] == "entry" and c["op"] == "create"}
+            for m in seen + got:  # each event's seq is its own change's, as in the feed
+                event = m["payload"]
+                database_id = base64.b64decode(event["data"]["entryPublished"]["id"]).decode().split(":")[1]
+                assert event["extensions"]["seq"] == created[database_id]
+        finally:
+            await second.stop()

@@ -149,9 +149,8 @@ async def test_instances_share_one_bucket_per_key_and_one_per_anonymous_address(
         ]
         assert [(await charge(second, anon[0], 1)).allowed for _ in range(3)] == [True, True, False]
         assert (await charge(first, anon[1], 1)).allowed
-        assert first.peers == 1  # announced before the second one started
-        await first.announce()
-        assert first.peers == 2
+        # the first announced itself before the second started; its charges counted the second
+        assert (first.peers, second.peers) == (2, 2)
     finally:
         await first.aclose()
         await second.aclose()
@@ -205,9 +204,10 @@ async def test_when_redis_goes_away_each_instance_limits_at_its_share_then_retur
         started = time.monotonic()
         decisions = [await charge(first, caller, 1) for _ in range(8)]
         elapsed = time.monotonic() - started
-        # not everything let through, nothing failed: this instance's share of 10 with 2 instances
+        # not everything let through, nothing failed: this instance's share of 10 with 2 instances,
+        # of which a tenth is used already (one request of ten before Redis went)
         assert first.mode == "degraded"
-        assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+        assert [d.allowed for d in decisions] == [True] * 4 + [False] * 4
         assert decisions[0].limit == 5
         assert decisions[-1].retry_after >= 1
         assert elapsed < 1.0  # one failed call to Redis at most; no waiting on it per request
@@ -215,8 +215,10 @@ async def test_when_redis_goes_away_each_instance_limits_at_its_share_then_retur
 
         redis_server.start()
         assert await mode_becomes(first, "redis", within=10)
+        await asyncio.sleep(2.1)  # while the other instances may be on their shares, this one keeps to its own
         back = await charge(first, caller, 1)
         assert back.limit == 10
+        assert back.remaining <= 4  # the shared bucket counts what this instance allowed while Redis was away
         check = aioredis.Redis.from_url(redis_server.url)
         assert await check.exists(prefix + "rl:k:downkey00001") == 1
         await check.aclose()
@@ -242,7 +244,7 @@ async def test_a_hung_redis_costs_one_short_timeout_then_the_fallback_answers(
         started = time.monotonic()
         rest = [await charge(limiter, caller, 1) for _ in range(4)]
         assert time.monotonic() - started < 0.1
-        assert [d.allowed for d in rest] == [True] * 3 + [False]
+        assert [d.allowed for d in rest] == [True] * 2 + [False] * 2  # four in all, the rate
         redis_server.resume()
         assert await mode_becomes(limiter, "redis", within=10)
     finally:
@@ -275,8 +277,8 @@ async def test_the_api_keeps_answering_and_limiting_while_redis_is_down(
             response = await client.get("/v1/usage", headers=headers)
             statuses.append(response.status_code)
             assert response.headers["ratelimit-limit"] == "6"  # one instance: its share is the whole rate
-        # the in-process bucket starts full: the Redis-side use is not known to it
-        assert statuses == [200] * 6 + [429] * 2
+        # the in-process bucket starts where the shared one was: the first request is counted
+        assert statuses == [200] * 5 + [429] * 3
         refused = await client.get("/v1/usage", headers=headers)
         assert refused.status_code == 429
         assert int(refused.headers["retry-after"]) >= 1
@@ -322,3 +324,106 @@ async def test_graphql_requests_are_charged_their_estimated_cost(
         refilled = int((time.monotonic() - started) / (60 / rate)) + 1
         remaining = int(rest.headers["ratelimit-remaining"])
         assert after_costly - 1 <= remaining <= after_costly - 1 + refilled
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        # cost 100 x 100 x 100: refused by the cost estimate before it runs
+        (
+            "{ entries(first: 100) { nodes { actors { actor { entries(first: 100) { nodes {"
+            " actors { actor { entries(first: 100) { nodes { headline } } } } } } } } } } }",
+            "QUERY_TOO_COMPLEX",
+        ),
+        ("{ entries(first: 100) { nodes { headline } ", "BAD_USER_INPUT"),  # a parse error
+        ("{ entries(first: 100) { nodes { nosuchfield } } }", "BAD_USER_INPUT"),  # a validation error
+        ("{ entries(first: 1000) { nodes { headline } } }", "BAD_USER_INPUT"),  # a page size out of range
+    ],
+)
+async def test_a_graphql_query_refused_before_it_runs_costs_one_unit(
+    db_dsn: str, conn: asyncpg.Connection, prefix: str, query: str, code: str
+) -> None:
+    rate = 100
+    _, token = await keydb.create_key(conn, PEPPER, name="refused", scopes=["read"], rate=rate)
+    settings = Settings(secret=PEPPER, redis_url=REDIS_URL, redis_prefix=prefix)
+    headers = {"X-API-Key": token}
+    async with AsyncTestClient(create_app(settings, db_dsn)) as client:
+        refused = await client.post("/graphql", json={"query": query}, headers=headers)
+        assert refused.json()["errors"][0]["extensions"]["code"] == code, refused.text
+        assert int(refused.headers["ratelimit-remaining"]) >= rate - 1
+        after = await client.get("/v1/usage", headers=headers)
+        assert after.status_code == 200, after.text
+        assert int(after.headers["ratelimit-remaining"]) >= rate - 2
+
+
+async def test_an_instance_that_started_first_counts_the_later_ones_before_redis_goes_away(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """Each takes its share of the rate while Redis is away: the share of the instances there are
+    now, not of those there were at its last heartbeat (the first one saw only itself)."""
+    rate = 10
+    first, second = Limiter(redis_server.url, prefix), Limiter(redis_server.url, prefix)
+    await first.start()
+    await second.start()
+    try:
+        caller = key_caller(rate, "startkey0001")
+        started = time.monotonic()
+        allowed = sum([(await charge(limiter, caller, 1)).allowed for limiter in (second, first)])
+        redis_server.stop()
+        for _ in range(rate):
+            allowed += sum([(await charge(limiter, caller, 1)).allowed for limiter in (first, second)])
+        assert (first.mode, second.mode) == ("degraded", "degraded")
+        refilled = int((time.monotonic() - started) / (60 / rate))
+        assert allowed <= rate + 2 + refilled  # at most one over per instance
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+@pytest.mark.parametrize("fault", ["restart", "restart-unnoticed", "freeze"])
+async def test_limits_hold_across_a_redis_restart_or_freeze(redis_server: RedisServer, prefix: str, fault: str) -> None:
+    """What a key used before Redis went away, while it was away and after it came back (empty,
+    after a restart) adds up to its rate, give or take one request per instance."""
+    rate = 10
+    first, second = Limiter(redis_server.url, prefix), Limiter(redis_server.url, prefix)
+    await first.start()
+    await second.start()
+    await first.announce()
+    pair = (first, second)
+    try:
+        caller = key_caller(rate, "restartkey01")
+        started = time.monotonic()
+        allowed = 0
+        for i in range(6):
+            decision = await charge(pair[i % 2], caller, 1)
+            assert decision.allowed
+            allowed += 1
+        if fault == "freeze":
+            redis_server.pause()
+        else:
+            redis_server.stop()
+        if fault != "restart-unnoticed":  # requests while Redis is away: the in-process share
+            for i in range(rate):
+                allowed += (await charge(pair[i % 2], caller, 1)).allowed
+            assert (first.mode, second.mode) == ("degraded", "degraded")
+        if fault == "freeze":
+            redis_server.resume()
+        else:
+            redis_server.start()
+        if fault != "restart-unnoticed":
+            assert await mode_becomes(first, "redis", within=5)
+            assert await mode_becomes(second, "redis", within=5)
+        for i in range(2 * rate):  # back on the shared buckets (an unnoticed restart is noticed here)
+            allowed += (await charge(pair[i % 2], caller, 1)).allowed
+        assert await mode_becomes(first, "redis", within=5)
+        assert await mode_becomes(second, "redis", within=5)
+        await asyncio.sleep(1)
+        for i in range(2 * rate):
+            allowed += (await charge(pair[i % 2], caller, 1)).allowed
+        assert (first.mode, second.mode) == ("redis", "redis")
+        refilled = int((time.monotonic() - started) / (60 / rate))
+        assert allowed <= rate + 2 + refilled  # at most one over per instance
+        assert allowed >= rate - 2  # and the key was not starved either
+    finally:
+        await first.aclose()
+        await second.aclose()
