@@ -683,3 +683,33 @@ async def test_a_graphql_subscription_resumes_after_the_last_seq_it_received(
                 assert event["extensions"]["seq"] == created[database_id]
         finally:
             await second.stop()
+
+
+async def test_a_deletes_subscription_resumes_after_the_last_seq_too(
+    two_instances: tuple[str, str], write_token: str
+) -> None:
+    """entryDeleted takes the same `after:`: deletes made while the client was away come first."""
+    a, b = two_instances
+    await _catalog(a, _auth(write_token))
+    async with httpx.AsyncClient(base_url=a, headers=_auth(write_token)) as client:
+        ids = []
+        for n in range(4):
+            response = await client.post("/v1/entries", json=_entry(n))
+            assert response.status_code == 201
+            ids.append(response.json()["id"])
+        since = (await client.get("/v1/changes", params={"after": 0, "limit": 200})).json()["page"]["next_after"]
+        for entry_id in ids[:2]:  # deleted while no one listens
+            assert (await client.delete(f"/v1/entries/{entry_id}")).status_code == 204
+        query = f"subscription {{ entryDeleted(after: {since}) {{ databaseId headline }} }}"
+        subscriber = await GraphQLSubscriber(b, write_token, query).start()
+        try:
+            assert (await client.delete(f"/v1/entries/{ids[2]}")).status_code == 204  # and live
+            await subscriber.wait_for(3, 10.0)
+            await asyncio.sleep(0.3)  # nothing more may come
+            got = [m for _, m in subscriber.received]
+            assert [m["payload"]["data"]["entryDeleted"]["databaseId"] for m in got] == ids[:3]
+            seqs = [m["payload"]["extensions"]["seq"] for m in got]
+            assert seqs == sorted(set(seqs))
+            assert seqs[0] > since
+        finally:
+            await subscriber.stop()
