@@ -6,6 +6,7 @@ A reference (`Ref`) is a database id (int) or a slug (str); each skin turns its 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -16,10 +17,27 @@ MAX_GRAPHQL_PAGE = 100
 DEFAULT_LIMIT = 50
 
 Ref = int | str
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() and int() also take "²" and "١٢"
+_SLUG = re.compile(r"[a-z][a-z0-9-]{0,119}")
 EntrySort = Literal["-published_at", "published_at", "-updated_at", "updated_at"]
 CatalogSort = Literal["name", "-entry_count"]
 ActorMatch = Literal["any", "all"]
 BBox = tuple[float, float, float, float]  # min_lon, min_lat, max_lon, max_lat
+
+
+def parse_id(text: str) -> int | None:
+    """A database id or other non-negative integer as a user writes it: 1 to 18 ASCII digits
+    (so it always fits a bigint), nothing else (no sign, space, '_' or other scripts' digits).
+    Every skin parses integers from user input with this."""
+    return int(text) if _ID.fullmatch(text) else None
+
+
+def parse_ref(text: str) -> Ref | None:
+    """A database id or a slug (lowercase a-z, 0-9, '-', starting with a letter); None if neither."""
+    found = parse_id(text)
+    if found is not None:
+        return found
+    return text if _SLUG.fullmatch(text) else None
 
 
 class EntryFilter(msgspec.Struct, frozen=True, kw_only=True):

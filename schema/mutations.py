@@ -17,6 +17,7 @@ import strawberry
 from strawberry.types import Info
 
 from db import rows, writes
+from db.filters import parse_id
 from schema.context import GraphContext
 from schema.errors import Forbidden, Unauthenticated
 from schema.relay import from_global_id, to_global_id, to_ref
@@ -80,7 +81,8 @@ def _refs(type_name: str, argument: str) -> Any:
 
 def _entry_id(value: strawberry.ID, argument: str = "id") -> int:
     text = str(value)
-    return int(text) if text.isdigit() else from_global_id(text, argument)[1]
+    db_id = parse_id(text)
+    return db_id if db_id is not None else from_global_id(text, argument)[1]
 
 
 def _ref_of(type_name: str, value: str) -> writes.Ref:
