@@ -19,11 +19,12 @@ from api.controllers.stream import stream_entries
 from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
-from api.errors import exception_handlers
+from api.errors import RETRY_AFTER_SECONDS, exception_handlers
 from api.head import HeadMiddleware
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
+from db.errors import UNAVAILABLE
 from db.pool import create_pool
 from schema.app import route_handlers as graphql_routes
 
@@ -39,11 +40,11 @@ async def ready(state: State) -> Response[dict[str, str]]:
     try:
         async with pool.acquire(timeout=2) as conn:
             await conn.fetchval("SELECT 1", timeout=2)
-    except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError):
+    except UNAVAILABLE:
         return Response(
             {"status": "unavailable", "database": "unreachable"},
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     return Response({"status": "ready", "database": "ok"})
 

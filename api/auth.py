@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, date, datetime
+from http import HTTPStatus
 from typing import Any, cast
 
 import asyncpg
@@ -47,9 +48,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from api import cors
+from api.errors import CLOSE_TRY_AGAIN, RETRY_AFTER_SECONDS, unavailable_status
 from api.ratelimit import Limiter, RateDecision, charge, charge_after
 from api.settings import Settings
 from db import keys as keydb
+from db.errors import DATABASE_ERRORS
 from db.pool import connect
 
 log = logging.getLogger("sitrep.auth")
@@ -204,7 +207,7 @@ class Keyring:
     async def start(self) -> None:
         try:
             await self._listen()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("key cache off: cannot LISTEN for key changes (%s)", type(exc).__name__)
         self._spawn(self._watch())
 
@@ -264,17 +267,17 @@ class Keyring:
                     continue
                 try:
                     await self._listener.fetchval("SELECT 1", timeout=2)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                except DATABASE_ERRORS:
                     self._drop()
                 continue
             try:
                 await self._listen()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except DATABASE_ERRORS:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX)
 
     async def refresh_origins(self) -> None:
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        with contextlib.suppress(*DATABASE_ERRORS):
             async with self.pool.acquire(timeout=2) as conn:
                 self.origins = await keydb.active_origins(conn)
 
@@ -301,7 +304,7 @@ class Keyring:
         self._spawn(self._touch(key_id))
 
     async def _touch(self, key_id: str) -> None:
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        with contextlib.suppress(*DATABASE_ERRORS):
             async with self.pool.acquire(timeout=2) as conn:
                 await keydb.touch_last_used(conn, key_id)
 
@@ -334,7 +337,7 @@ class UsageRecorder:
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await keydb.add_usage(conn, batch)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except DATABASE_ERRORS:
             for slot, (requests, limited) in batch.items():  # keep them for the next try
                 r, lim = self._pending.get(slot, (0, 0))
                 self._pending[slot] = (r + requests, lim + limited)
@@ -528,6 +531,8 @@ async def _send_problem(
     send: Send, status: int, title: str, detail: str, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
 ) -> None:
     body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    if status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS, **headers}
     raw = [
         (b"content-type", b"application/problem+json"),
         (b"content-length", str(len(body)).encode()),
@@ -610,12 +615,13 @@ class AuthMiddleware:
                 await services.count_failure(client)
             await _send_problem(send, exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
             return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            services.refused[503] += 1
-            await _send_problem(
-                send, 503, "Service Unavailable", "cannot check the API key: the database is unreachable",
-                {"Retry-After": "5"}, cors_out,
-            )  # fmt: skip
+        except Exception as exc:  # this runs outside Litestar's handlers: nothing may reach the server as a 500
+            status = unavailable_status(exc, f"key check on {method} {scope['path']}")
+            services.refused[status] += 1
+            detail = "cannot check the API key: the database is unreachable; retry shortly"
+            if status != 503:
+                detail = "an unexpected error occurred; it has been logged"
+            await _send_problem(send, status, HTTPStatus(status).phrase, detail, {}, cors_out)
             return
         if origin and caller.origins and origin.lower() in caller.origins:
             cors_out = cors.response_headers(origin)
@@ -663,8 +669,9 @@ class AuthMiddleware:
                 await services.count_failure(client)
             await _emit(send, {"type": "websocket.close", "code": 4401 if exc.status_code == 401 else 4403})
             return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            await _emit(send, {"type": "websocket.close", "code": 1013})
+        except Exception as exc:
+            unavailable_status(exc, "key check on a WebSocket")
+            await _emit(send, {"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
             return
         decision = await charge(services.limiter, caller, 1)
         services.usage.count(caller, decision.allowed)

@@ -14,7 +14,7 @@ from typing import Any, cast
 import asyncpg
 from litestar import Request
 
-from db.errors import Unavailable
+from db.errors import UNAVAILABLE, Unavailable
 
 ACQUIRE_TIMEOUT = 2.0
 log = logging.getLogger("sitrep.api")
@@ -32,7 +32,7 @@ async def connection(request: Request[Any, Any, Any]) -> AsyncIterator[asyncpg.C
     pool: asyncpg.Pool = request.app.state.pool
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
-    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+    except UNAVAILABLE as exc:
         raise Unavailable(f"the database cannot be reached ({type(exc).__name__}); retry shortly") from exc
     try:
         yield cast(asyncpg.Connection, conn)  # a pool proxy: same interface

@@ -18,7 +18,7 @@ from litestar import Request
 from strawberry.dataloader import DataLoader
 
 from db import graph
-from db.errors import Unavailable
+from db.errors import UNAVAILABLE, Unavailable
 from db.page import Cursors
 
 ACQUIRE_TIMEOUT = 2.0  # seconds: an unreachable database is SERVICE_UNAVAILABLE, never a hang
@@ -43,7 +43,7 @@ class Db:
                 assert self._pool is not None
                 try:
                     self._conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
-                except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+                except UNAVAILABLE as exc:
                     raise Unavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
                 self._owned = True
             return await fn(self._conn, *args)

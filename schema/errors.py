@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
@@ -68,16 +67,6 @@ _DOMAIN: list[tuple[type[Exception], str]] = [
     (db_errors.Conflict, BAD_USER_INPUT),
     (db_errors.Unavailable, SERVICE_UNAVAILABLE),
 ]
-# the database went away or did not answer in time
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.QueryCanceledError,
-    asyncpg.AdminShutdownError,
-)
 
 
 def code_of(exc: BaseException | None) -> tuple[str, str | None]:
@@ -89,7 +78,7 @@ def code_of(exc: BaseException | None) -> tuple[str, str | None]:
     for cls, code in _DOMAIN:
         if isinstance(exc, cls):
             return code, str(getattr(exc, "detail", exc))
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, db_errors.UNAVAILABLE):
         return SERVICE_UNAVAILABLE, "The database is unavailable; retry shortly."
     if isinstance(exc, GraphQLError):  # raised by graphql-core while coercing input
         return code_of(exc.original_error) if exc.original_error else (BAD_USER_INPUT, exc.message)
