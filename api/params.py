@@ -24,6 +24,7 @@ from db.errors import InvalidInput
 from db.filters import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    MAX_SEARCH,
     ActorFilter,
     BBox,
     BlogFilter,
@@ -33,6 +34,7 @@ from db.filters import (
     LocationFilter,
     Ref,
     SourceFilter,
+    check_text,
     parse_id,
     parse_ref,
 )
@@ -130,7 +132,7 @@ class Query:
                 self.fail(name, f"{value!r} is not one of {', '.join(options)}")
         return tuple(dict.fromkeys(out))
 
-    def text(self, name: str, max_length: int = 200) -> str | None:
+    def text(self, name: str, max_length: int = MAX_SEARCH) -> str | None:
         value = self.one(name)
         if value is None:
             return None
@@ -138,11 +140,10 @@ class Query:
         if not value:
             self.fail(name, "must not be empty")
             return None
-        if len(value) > max_length:
-            self.fail(name, f"at most {max_length} characters")
-            return None
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL
-            self.fail(name, "must not contain NUL characters")
+        try:
+            check_text(value, name, max_length)
+        except InvalidInput as exc:
+            self.fail(name, exc.detail)
             return None
         return value
 

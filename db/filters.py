@@ -12,6 +12,8 @@ from typing import Literal
 
 import msgspec
 
+from db.errors import InvalidInput
+
 MAX_LIMIT = 200  # REST's ceiling; GraphQL's first/last stop at MAX_GRAPHQL_PAGE
 MAX_GRAPHQL_PAGE = 100
 DEFAULT_LIMIT = 50
@@ -40,7 +42,28 @@ def parse_ref(text: str) -> Ref | None:
     return text if _SLUG.fullmatch(text) else None
 
 
-class EntryFilter(msgspec.Struct, frozen=True, kw_only=True):
+MAX_SEARCH = 200  # characters of a search (`q`, GraphQL's `search`)
+
+
+def check_text(value: str | None, field: str, max_length: int | None = None) -> None:
+    """PostgreSQL text cannot hold NUL: a value with one is bad input, refused before any SQL.
+    Every text a user gives (filters here, write bodies in db.writes) is checked with this."""
+    if value is None:
+        return
+    if "\x00" in value:
+        raise InvalidInput(f"{field}: must not contain NUL characters", field=field)
+    if max_length is not None and len(value) > max_length:
+        raise InvalidInput(f"{field}: at most {max_length} characters", field=field)
+
+
+class _Searchable(msgspec.Struct, frozen=True, kw_only=True):
+    q: str | None = None
+
+    def __post_init__(self) -> None:
+        check_text(self.q, "q", MAX_SEARCH)
+
+
+class EntryFilter(_Searchable, frozen=True, kw_only=True):
     """Which entries: every field narrows; repeated values of one field are OR'ed.
 
     `location` includes everything inside the location; `since <= published_at < until`;
@@ -65,13 +88,13 @@ class EntryFilter(msgspec.Struct, frozen=True, kw_only=True):
     not_: EntryFilter | None = None
 
 
-class ActorFilter(msgspec.Struct, frozen=True, kw_only=True):
+class ActorFilter(_Searchable, frozen=True, kw_only=True):
     q: str | None = None  # name or alias, prefix, case-insensitive
     kind: tuple[str, ...] = ()
     country: tuple[str, ...] = ()
 
 
-class LocationFilter(msgspec.Struct, frozen=True, kw_only=True):
+class LocationFilter(_Searchable, frozen=True, kw_only=True):
     q: str | None = None
     kind: tuple[str, ...] = ()
     country: tuple[str, ...] = ()
@@ -81,11 +104,11 @@ class LocationFilter(msgspec.Struct, frozen=True, kw_only=True):
     radius_km: float | None = None
 
 
-class SourceFilter(msgspec.Struct, frozen=True, kw_only=True):
+class SourceFilter(_Searchable, frozen=True, kw_only=True):
     q: str | None = None
     kind: tuple[str, ...] = ()
 
 
-class BlogFilter(msgspec.Struct, frozen=True, kw_only=True):
+class BlogFilter(_Searchable, frozen=True, kw_only=True):
     status: tuple[str, ...] = ()
     q: str | None = None

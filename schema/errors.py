@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
@@ -66,6 +67,8 @@ _DOMAIN: list[tuple[type[Exception], str]] = [
     (db_errors.InvalidInput, BAD_USER_INPUT),
     (db_errors.Conflict, BAD_USER_INPUT),
     (db_errors.Unavailable, SERVICE_UNAVAILABLE),
+    # class 22 (a value PostgreSQL cannot take, which input checks let through): as REST's 400
+    (asyncpg.exceptions.DataError, BAD_USER_INPUT),
 ]
 
 
