@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -531,10 +532,16 @@ async def _send_problem(
     send: Send, status: int, title: str, detail: str, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
 ) -> None:
     body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    await _send_refusal(send, status, b"application/problem+json", body, headers, extra)
+
+
+async def _send_refusal(
+    send: Send, status: int, media_type: bytes, body: bytes, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
+) -> None:
     if status == 503:
         headers = {"Retry-After": RETRY_AFTER_SECONDS, **headers}
     raw = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", media_type),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
         *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
@@ -542,6 +549,20 @@ async def _send_problem(
     ]
     await _emit(send, {"type": "http.response.start", "status": status, "headers": raw})
     await _emit(send, {"type": "http.response.body", "body": body})
+
+
+# a refusal's GraphQL code, for /graphql (clients there read errors[].extensions.code, not problems)
+_GRAPHQL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE"}
+
+
+async def _send_graphql_error(
+    send: Send, status: int, title: str, detail: str, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
+) -> None:
+    """A refusal on /graphql as a GraphQL response: the same status and headers as the problem
+    it stands for, the body `{"errors": [{"message", "extensions": {"code"}}]}`."""
+    code = _GRAPHQL_CODES.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_USER_INPUT")
+    body = msgspec.json.encode({"errors": [{"message": detail, "extensions": {"code": code}}]})
+    await _send_refusal(send, status, b"application/json", body, headers, extra)
 
 
 def _documentation(scope: Scope, method: str, headers: dict[str, str]) -> bool:
@@ -575,6 +596,7 @@ class AuthMiddleware:
     async def _http(self, services: AuthServices, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         method = str(scope.get("method", "GET"))
+        refuse = functools.partial(_send_graphql_error if scope["path"] in READ_POSTS else _send_problem, send)
         origin = headers.get("origin")
         global_origins = services.settings.cors_origins
         cors_out = cors.response_headers(origin) if origin and cors.globally_allowed(origin, global_origins) else []
@@ -588,15 +610,15 @@ class AuthMiddleware:
                 await _emit(send, {"type": "http.response.body", "body": b""})
             else:
                 services.refused[403] += 1
-                await _send_problem(send, 403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
+                await refuse(403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
             return
 
         client = (scope.get("client") or ("", 0))[0]
         credentials = "authorization" in headers or "x-api-key" in headers
         if credentials and (wait := services.blocked_for(client)):
             services.refused[429] += 1
-            await _send_problem(
-                send, 429, "Too Many Requests",
+            await refuse(
+                429, "Too Many Requests",
                 f"too many bad API keys from this address; retry in {wait} s", {"Retry-After": str(wait)}, cors_out,
             )  # fmt: skip
             return
@@ -613,7 +635,7 @@ class AuthMiddleware:
             services.refused[exc.status_code] += 1
             if credentials and exc.status_code == 401:
                 await services.count_failure(client)
-            await _send_problem(send, exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
+            await refuse(exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
             return
         except Exception as exc:  # this runs outside Litestar's handlers: nothing may reach the server as a 500
             status = unavailable_status(exc, f"key check on {method} {scope['path']}")
@@ -621,7 +643,7 @@ class AuthMiddleware:
             detail = "cannot check the API key: the database is unreachable; retry shortly"
             if status != 503:
                 detail = "an unexpected error occurred; it has been logged"
-            await _send_problem(send, status, HTTPStatus(status).phrase, detail, {}, cors_out)
+            await refuse(status, HTTPStatus(status).phrase, detail, {}, cors_out)
             return
         if origin and caller.origins and origin.lower() in caller.origins:
             cors_out = cors.response_headers(origin)
@@ -633,8 +655,8 @@ class AuthMiddleware:
         state["rate"] = decision
         if not decision.allowed:
             services.refused[429] += 1
-            await _send_problem(
-                send, 429, "Too Many Requests",
+            await refuse(
+                429, "Too Many Requests",
                 f"over the rate of {decision.limit} requests a minute; retry in {decision.retry_after} s",
                 decision.headers(), cors_out,
             )  # fmt: skip
