@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import asyncpg
@@ -114,6 +116,11 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
         run_db(msgspec.structs.replace(settings, database_url=dsn), prepare)
         click.echo(f"sitrep serving on http://{host}:{port} (docs at /docs, GraphQL at /graphql)", err=True)
+        # uvicorn drains on SIGTERM/SIGINT, then raises the signal again against the handler that
+        # was there before it: with Python's default, a drained, clean stop would exit -15. Being
+        # asked to stop is this command's normal end, so that second delivery does nothing.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _drained)
         uvicorn.run(
             "api.asgi:app",
             host=host,
@@ -123,7 +130,12 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             http="httptools",
             log_level="warning",
             access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    """The signal uvicorn re-raises after its graceful shutdown: already handled."""
 
 
 @cli.command()

@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_heartbeat_seconds: float = 15.0  # SSE comment lines on an idle stream
     stream_queue: int = 1000  # changes buffered per subscriber before a lagging one is cut off
     entry_cache_mb: int = 64  # rendered entries kept for JSON lists (api/entry_cache.py); 0: none
+    shutdown_timeout_seconds: int = 10  # `sitrep serve`: how long SIGTERM waits for requests to finish
     ws_max_subscriptions: int = 100  # GraphQL subscriptions open on one WebSocket
     caller_max_subscriptions: int = 500  # ... and for one key (or anonymous address), per instance
 
@@ -84,6 +85,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         stream_heartbeat_seconds=float(env.get("SITREP_HEARTBEAT_SECONDS", "15")),
         stream_queue=int(env.get("SITREP_LIVE_QUEUE", "1000")),
         entry_cache_mb=int(env.get("SITREP_ENTRY_CACHE_MB", "64")),
+        shutdown_timeout_seconds=int(env.get("SITREP_SHUTDOWN_TIMEOUT", "10")),
         ws_max_subscriptions=int(env.get("SITREP_WS_MAX_SUBSCRIPTIONS", "100")),
         caller_max_subscriptions=int(env.get("SITREP_KEY_MAX_SUBSCRIPTIONS", "500")),
     )
