@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.response import Response
@@ -25,7 +24,7 @@ from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
 from db.errors import UNAVAILABLE
-from db.pool import create_pool
+from db.pool import GuardedPool, create_pool
 from schema.app import route_handlers as graphql_routes
 
 
@@ -36,10 +35,10 @@ async def health() -> dict[str, str]:
 
 @get("/ready", operation_id="ready", tags=["ops"], summary="Readiness: the database answers")
 async def ready(state: State) -> Response[dict[str, str]]:
-    pool: asyncpg.Pool = state.pool
-    try:
-        async with pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1", timeout=2)
+    pool: GuardedPool = state.pool
+    try:  # a database known down answers at once (the pool's circuit), a frozen one within check_timeout
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1", timeout=pool.check_timeout)
     except UNAVAILABLE:
         return Response(
             {"status": "unavailable", "database": "unreachable"},
@@ -59,6 +58,9 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             min_size=settings.pool_min,
             max_size=settings.pool_max,
             statement_timeout_ms=settings.statement_timeout_ms,
+            connect_timeout=settings.db_connect_timeout,
+            acquire_timeout=settings.db_acquire_timeout,
+            check_timeout=settings.db_check_timeout,
         )
         try:
             yield

@@ -289,7 +289,8 @@ class Keyring:
             return hit[0]
         generation = self._generation
         async with self.pool.acquire(timeout=2) as conn:
-            found = await keydb.find_key(conn, key_id)
+            # a frozen database: a 503 within the check timeout, not the statement's (db/pool.py)
+            found = await asyncio.wait_for(keydb.find_key(conn, key_id), getattr(self.pool, "check_timeout", 2.0))
         if generation == self._generation and self.listening:  # no change announced meanwhile
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
