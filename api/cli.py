@@ -127,7 +127,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             port=port,
             workers=workers,
             loop="uvloop",
-            http="httptools",
+            http="api.server:BoundedHttpToolsProtocol",  # httptools, with header and send timeouts
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -36,6 +38,34 @@ async def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError("sitrep serve did not answer /health within 30 s")
+
+
+@contextlib.asynccontextmanager
+async def serving(dsn: str, folder: Path, **env: str) -> AsyncIterator[int]:
+    """`sitrep serve` on a free port over `dsn`; yields the port once /health answers."""
+    port = _free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "SITREP_DATA_DIR": str(folder),
+        "SITREP_SECRET": "serve-test-secret",
+        "SITREP_LOAD_SAMPLE": "false",
+        **env,
+    }
+    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+    with (folder / "serve.log").open("wb") as stderr:
+        process = await asyncio.to_thread(subprocess.Popen, command, cwd=REPO, env=environment, stderr=stderr)
+    try:
+        await _wait_healthy(f"http://127.0.0.1:{port}", process)
+        yield port
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                await asyncio.to_thread(process.wait, 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 async def test_sigterm_drains_the_request_in_flight_then_exits_0(
