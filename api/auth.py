@@ -49,7 +49,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from api import cors
-from api.errors import CLOSE_TRY_AGAIN, RETRY_AFTER_SECONDS, unavailable_status
+from api.errors import CLOSE_TRY_AGAIN, RETRY_AFTER_SECONDS, clip, unavailable_status
 from api.ratelimit import Limiter, RateDecision, charge, charge_after
 from api.settings import Settings
 from db import keys as keydb
@@ -639,7 +639,7 @@ class AuthMiddleware:
             await refuse(exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
             return
         except Exception as exc:  # this runs outside Litestar's handlers: nothing may reach the server as a 500
-            status = unavailable_status(exc, f"key check on {method} {scope['path']}")
+            status = unavailable_status(exc, f"key check on {method} {clip(scope['path'])}")
             services.refused[status] += 1
             detail = "cannot check the API key: the database is unreachable; retry shortly"
             if status != 503:

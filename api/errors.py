@@ -96,6 +96,14 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
+def clip(value: object, limit: int = 200) -> str:
+    """User-supplied text as it may go into a log line: at most `limit` characters, control
+    characters (NUL, newlines, escapes) escaped, so a request can neither flood nor forge the log."""
+    text = str(value)
+    shown = text[:limit].encode("unicode_escape").decode("ascii")
+    return shown + (f"...(+{len(text) - limit} characters)" if len(text) > limit else "")
+
+
 def unavailable_status(exc: Exception, where: str) -> int:
     """503 for a database-unavailable failure (logged as a warning), else 500 (logged with its
     traceback): for code outside Litestar's handlers (the auth middleware, sockets)."""
@@ -107,18 +115,18 @@ def unavailable_status(exc: Exception, where: str) -> int:
 
 
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    unavailable_status(exc, f"{request.method} {request.url.path}")
+    unavailable_status(exc, f"{request.method} {clip(request.url.path)}")
     return problem(503, "the database is unavailable; retry shortly")
 
 
 def _bad_data(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # class 22 (data exception): a value PostgreSQL cannot take, which parameter parsing let through
-    log.warning("data exception on %s %s: %r", request.method, request.url.path, exc)
+    log.warning("data exception on %s %s: %s", request.method, clip(request.url.path), clip(repr(exc)))
     return problem(400, "a parameter holds a value the database cannot use")
 
 
 def _anything(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s %s", request.method, clip(request.url.path), exc_info=exc)
     return problem(500, "an unexpected error occurred; it has been logged")
 
 

@@ -108,6 +108,17 @@ def coded(error: GraphQLError) -> GraphQLError:
     )
 
 
+def log_error(error: GraphQLError) -> None:
+    """How an error Strawberry collected is logged: a client's mistake (any contract code) at INFO,
+    one line, its text clipped (api.errors.clip); a bug of ours is logged with its traceback by
+    `coded`, which every error passes through."""
+    from api.errors import clip
+
+    code, _ = code_of(error.original_error)
+    if code != INTERNAL:
+        log.info("GraphQL %s: %s", code, clip(error.message))
+
+
 def error_dict(error: GraphQLError) -> dict[str, Any]:
     return coded(error).formatted  # type: ignore[return-value]
 
