@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
-import asyncpg
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.response import Response
@@ -21,14 +20,15 @@ from api.controllers.stream import create_stream_token, stream_entries
 from api.controllers.usage import usage
 from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
-from api.errors import exception_handlers
+from api.errors import RETRY_AFTER_SECONDS, exception_handlers
 from api.exports import ExportGate
 from api.head import HeadMiddleware, allow_every_method
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
 from api.settings import Settings
 from api.web import WebPlugin
-from db.pool import close_pool, create_pool
+from db.errors import UNAVAILABLE
+from db.pool import GuardedPool, close_pool, create_pool
 from schema.app import route_handlers as graphql_routes
 
 
@@ -39,15 +39,15 @@ async def health() -> dict[str, str]:
 
 @get("/ready", operation_id="ready", tags=["ops"], summary="Readiness: the database answers")
 async def ready(state: State) -> Response[dict[str, str]]:
-    pool: asyncpg.Pool = state.pool
-    try:
-        async with pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1", timeout=2)
-    except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError):
+    pool: GuardedPool = state.pool
+    try:  # a database known down answers at once (the pool's circuit), a frozen one within check_timeout
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1", timeout=pool.check_timeout)
+    except UNAVAILABLE:
         return Response(
             {"status": "unavailable", "database": "unreachable"},
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     return Response({"status": "ready", "database": "ok"})
 
@@ -57,17 +57,21 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.pool = await create_pool(
-            dsn,
-            min_size=settings.pool_min,
-            max_size=settings.pool_max,
-            statement_timeout_ms=settings.statement_timeout_ms,
-        )
+        def pool(min_size: int, max_size: int) -> Awaitable[GuardedPool]:
+            return create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                statement_timeout_ms=settings.statement_timeout_ms,
+                connect_timeout=settings.db_connect_timeout,
+                acquire_timeout=settings.db_acquire_timeout,
+                check_timeout=settings.db_check_timeout,
+            )
+
+        app.state.pool = await pool(settings.pool_min, settings.pool_max)
         # exports hold a connection as long as their client reads: never the request pool's (api/exports.py)
         app.state.exports = ExportGate(settings.export_slots, settings.export_per_caller)
-        app.state.export_pool = await create_pool(
-            dsn, min_size=0, max_size=max(1, settings.export_slots), statement_timeout_ms=settings.statement_timeout_ms
-        )
+        app.state.export_pool = await pool(0, max(1, settings.export_slots))
         try:
             yield
         finally:

@@ -28,11 +28,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, date, datetime
+from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import parse_qs
 
@@ -50,9 +52,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from api import cors, stream_tokens
+from api.errors import CLOSE_TRY_AGAIN, RETRY_AFTER_SECONDS, clip, unavailable_status
 from api.ratelimit import Limiter, RateDecision, charge, charge_after
 from api.settings import Settings
 from db import keys as keydb
+from db.errors import DATABASE_ERRORS
 from db.pool import connect
 
 log = logging.getLogger("sitrep.auth")
@@ -221,7 +225,7 @@ class Keyring:
     async def start(self) -> None:
         try:
             await self._listen()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("key cache off: cannot LISTEN for key changes (%s)", type(exc).__name__)
         self._spawn(self._watch())
 
@@ -281,18 +285,18 @@ class Keyring:
                     continue
                 try:
                     await self._listener.fetchval("SELECT 1", timeout=2)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                except DATABASE_ERRORS:
                     self._drop()
                 continue
             try:
                 await self._listen()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except DATABASE_ERRORS:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX)
 
     async def refresh_active(self) -> None:
         """Reload what the usable keys allow: their browser origins and their ids."""
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        with contextlib.suppress(*DATABASE_ERRORS):
             async with self.pool.acquire(timeout=2) as conn:
                 self.origins = await keydb.active_origins(conn)
                 self.key_ids = await keydb.active_key_ids(conn)
@@ -308,7 +312,8 @@ class Keyring:
             return hit[0]
         generation = self._generation
         async with self.pool.acquire(timeout=2) as conn:
-            found = await keydb.find_key(conn, key_id)
+            # a frozen database: a 503 within the check timeout, not the statement's (db/pool.py)
+            found = await asyncio.wait_for(keydb.find_key(conn, key_id), getattr(self.pool, "check_timeout", 2.0))
         if generation == self._generation and self.listening:  # no change announced meanwhile
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
@@ -324,7 +329,7 @@ class Keyring:
         self._spawn(self._touch(key_id))
 
     async def _touch(self, key_id: str) -> None:
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        with contextlib.suppress(*DATABASE_ERRORS):
             async with self.pool.acquire(timeout=2) as conn:
                 await keydb.touch_last_used(conn, key_id)
 
@@ -357,7 +362,7 @@ class UsageRecorder:
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await keydb.add_usage(conn, batch)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except DATABASE_ERRORS:
             for slot, (requests, limited) in batch.items():  # keep them for the next try
                 r, lim = self._pending.get(slot, (0, 0))
                 self._pending[slot] = (r + requests, lim + limited)
@@ -576,8 +581,16 @@ async def _send_problem(
     send: Send, status: int, title: str, detail: str, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
 ) -> None:
     body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    await _send_refusal(send, status, b"application/problem+json", body, headers, extra)
+
+
+async def _send_refusal(
+    send: Send, status: int, media_type: bytes, body: bytes, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
+) -> None:
+    if status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS, **headers}
     raw = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", media_type),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
         *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
@@ -596,6 +609,20 @@ def _stream_token(scope: Scope, method: str) -> str | None:
         return None
     values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True).get("token")
     return None if values is None else values[-1]
+
+
+# a refusal's GraphQL code, for /graphql (clients there read errors[].extensions.code, not problems)
+_GRAPHQL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE"}
+
+
+async def _send_graphql_error(
+    send: Send, status: int, title: str, detail: str, headers: dict[str, str], extra: list[tuple[bytes, bytes]]
+) -> None:
+    """A refusal on /graphql as a GraphQL response: the same status and headers as the problem
+    it stands for, the body `{"errors": [{"message", "extensions": {"code"}}]}`."""
+    code = _GRAPHQL_CODES.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_USER_INPUT")
+    body = msgspec.json.encode({"errors": [{"message": detail, "extensions": {"code": code}}]})
+    await _send_refusal(send, status, b"application/json", body, headers, extra)
 
 
 def _documentation(scope: Scope, method: str, headers: dict[str, str]) -> bool:
@@ -630,6 +657,7 @@ class AuthMiddleware:
     async def _http(self, services: AuthServices, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         method = str(scope.get("method", "GET"))
+        refuse = functools.partial(_send_graphql_error if scope["path"] in READ_POSTS else _send_problem, send)
         origin = headers.get("origin")
         global_origins = services.settings.cors_origins
         token = _stream_token(scope, method)
@@ -649,7 +677,7 @@ class AuthMiddleware:
                 allowed = cors.public_preflight_headers()
             else:
                 services.refused[403] += 1
-                await _send_problem(send, 403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
+                await refuse(403, "Forbidden", "this origin is not allowed", {"Vary": "Origin"}, [])
                 return
             await _emit(send, {"type": "http.response.start", "status": 204, "headers": allowed})
             await _emit(send, {"type": "http.response.body", "body": b""})
@@ -675,14 +703,15 @@ class AuthMiddleware:
             services.refused[exc.status_code] += 1
             if credentials and exc.status_code == 401:
                 await services.count_failure(client)
-            await _send_problem(send, exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
+            await refuse(exc.status_code, exc.title, exc.detail, dict(exc.headers or {}), cors_out)
             return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            services.refused[503] += 1
-            await _send_problem(
-                send, 503, "Service Unavailable", "cannot check the API key: the database is unreachable",
-                {"Retry-After": "5"}, cors_out,
-            )  # fmt: skip
+        except Exception as exc:  # this runs outside Litestar's handlers: nothing may reach the server as a 500
+            status = unavailable_status(exc, f"key check on {method} {clip(scope['path'])}")
+            services.refused[status] += 1
+            detail = "cannot check the API key: the database is unreachable; retry shortly"
+            if status != 503:
+                detail = "an unexpected error occurred; it has been logged"
+            await refuse(status, HTTPStatus(status).phrase, detail, {}, cors_out)
             return
         if origin and caller.origins and origin.lower() in caller.origins:
             cors_out = cors.response_headers(origin)
@@ -694,8 +723,8 @@ class AuthMiddleware:
         state["rate"] = decision
         if not decision.allowed:
             services.refused[429] += 1
-            await _send_problem(
-                send, 429, "Too Many Requests",
+            await refuse(
+                429, "Too Many Requests",
                 f"over the rate of {decision.limit} requests a minute; retry in {decision.retry_after} s",
                 decision.headers(), cors_out,
             )  # fmt: skip
@@ -729,8 +758,9 @@ class AuthMiddleware:
             code = {401: 4401, 429: 4429}.get(exc.status_code, 4403)
             await _emit(send, {"type": "websocket.close", "code": code})
             return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            await _emit(send, {"type": "websocket.close", "code": 1013})
+        except Exception as exc:
+            unavailable_status(exc, "key check on a WebSocket")
+            await _emit(send, {"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
             return
         decision = await charge(services.limiter, caller, 1)
         services.usage.count(caller, decision.allowed)

@@ -157,7 +157,14 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         run_db(msgspec.structs.replace(settings, database_url=dsn), prepare)
         bound_port = sock.getsockname()[1]
         ready = f"sitrep serving on http://{host}:{bound_port} (docs at /docs, GraphQL at /graphql)"
-        if not serving.run(sock, workers=workers, log_config=log_config, access_log=access_log, ready=ready):
+        if not serving.run(
+            sock,
+            workers=workers,
+            log_config=log_config,
+            access_log=access_log,
+            ready=ready,
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+        ):
             raise CliError("the server did not start; see the messages above")
 
 

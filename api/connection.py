@@ -1,7 +1,8 @@
 """A pooled connection per request, as a Litestar dependency (`NamedDependency[Connection]`).
 
-An unreachable database fails fast: acquiring waits at most ACQUIRE_TIMEOUT seconds, then the
-request is a 503 with Retry-After (api.errors), never a hang.
+An unreachable database fails fast: acquiring waits at most ACQUIRE_TIMEOUT seconds (or the pool's
+bound, and not at all while its circuit is open: db/pool.py), then the request is a 503 with
+Retry-After (api.errors), never a hang.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, cast
 import asyncpg
 from litestar import Request
 
-from db.errors import Unavailable
+from db.errors import UNAVAILABLE, Unavailable
+from db.pool import GuardedPool
 
 ACQUIRE_TIMEOUT = 2.0
 log = logging.getLogger("sitrep.api")
@@ -29,13 +31,16 @@ async def provide_connection(request: Request[Any, Any, Any]) -> AsyncIterator[a
 async def connection(request: Request[Any, Any, Any]) -> AsyncIterator[asyncpg.Connection]:
     """The same, as a context manager: for the hottest handler, whose dependency resolution
     (a generator, a cleanup group, an exit stack per request) cost about as much as its query."""
-    pool: asyncpg.Pool = request.app.state.pool
+    pool: GuardedPool = request.app.state.pool
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
-    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+    except UNAVAILABLE as exc:
         raise Unavailable(f"the database cannot be reached ({type(exc).__name__}); retry shortly") from exc
     try:
         yield cast(asyncpg.Connection, conn)  # a pool proxy: same interface
+    except BaseException as exc:
+        pool.failed(exc, conn)  # a connection-level failure opens the pool's circuit (db/pool.py)
+        raise
     finally:
         try:
             await pool.release(conn)

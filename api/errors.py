@@ -18,12 +18,15 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from db.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from db.errors import UNAVAILABLE, Conflict, DomainError, InvalidInput, NotFound, Unavailable
 
 log = logging.getLogger("sitrep.api")
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
+# WebSocket close code for "the database is unavailable, reconnect later": RFC 6455's 1013 Try
+# Again Later (graphql-transport-ws keeps 4400-4499 for its own errors and defines no retryable one)
+CLOSE_TRY_AGAIN = 1013
 
 # domain error -> HTTP status (the first matching class wins)
 STATUS: list[tuple[type[DomainError], int]] = [
@@ -32,17 +35,6 @@ STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidInput, 400),
     (Unavailable, 503),
 ]
-
-# failures that mean "the database is down or too slow right now": 503, retry later
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,  # class 08
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: statement_timeout, shutdown
-    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
-    asyncpg.exceptions.CannotConnectNowError,
-)
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -104,19 +96,37 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
+def clip(value: object, limit: int = 200) -> str:
+    """User-supplied text as it may go into a log line: at most `limit` characters, control
+    characters (NUL, newlines, escapes) escaped, so a request can neither flood nor forge the log."""
+    text = str(value)
+    shown = text[:limit].encode("unicode_escape").decode("ascii")
+    return shown + (f"...(+{len(text) - limit} characters)" if len(text) > limit else "")
+
+
+def unavailable_status(exc: Exception, where: str) -> int:
+    """503 for a database-unavailable failure (logged as a warning), else 500 (logged with its
+    traceback): for code outside Litestar's handlers (the auth middleware, sockets)."""
+    if isinstance(exc, UNAVAILABLE):
+        log.warning("database unavailable (%s): %r", where, exc)
+        return 503
+    log.error("unexpected error (%s)", where, exc_info=exc)
+    return 500
+
+
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    unavailable_status(exc, f"{request.method} {clip(request.url.path)}")
     return problem(503, "the database is unavailable; retry shortly")
 
 
 def _bad_data(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # class 22 (data exception): a value PostgreSQL cannot take, which parameter parsing let through
-    log.warning("data exception on %s %s: %r", request.method, request.url.path, exc)
+    log.warning("data exception on %s %s: %s", request.method, clip(request.url.path), clip(repr(exc)))
     return problem(400, "a parameter holds a value the database cannot use")
 
 
 def _anything(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s %s", request.method, clip(request.url.path), exc_info=exc)
     return problem(500, "an unexpected error occurred; it has been logged")
 
 
@@ -130,6 +140,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         Exception: _anything,
     }
     for cls in UNAVAILABLE:
-        handlers[cls] = _unavailable
+        if cls is not Unavailable:  # a DomainError: _domain renders it with its own detail
+            handlers[cls] = _unavailable
     handlers[asyncpg.exceptions.DataError] = _bad_data
     return handlers

@@ -33,6 +33,7 @@ from api.entry_cache import EntryCache
 from api.settings import Settings
 from db import changes
 from db.changes import Change
+from db.errors import DATABASE_ERRORS
 from db.filters import EntryFilter
 from db.pool import connect
 from db.refs import Heard, Refs
@@ -164,7 +165,7 @@ class Hub:
                     await asyncio.wait_for(self._catch_up(conn), _CATCH_UP_TIMEOUT)
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("live hub lost its database connection (%s); reconnecting", exc)
             finally:
                 self.listening = False

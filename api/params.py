@@ -24,6 +24,7 @@ from db.errors import InvalidInput
 from db.filters import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    MAX_SEARCH,
     ActorFilter,
     BBox,
     BlogFilter,
@@ -33,6 +34,9 @@ from db.filters import (
     LocationFilter,
     Ref,
     SourceFilter,
+    check_text,
+    parse_id,
+    parse_ref,
 )
 from db.page import Cursors, Page
 
@@ -41,8 +45,6 @@ S = TypeVar("S", bound=str)
 # accepted on every route: the response format (api/formats.py) and nothing else
 GLOBAL_PARAMS = frozenset({"format"})
 MAX_VALUES = 50  # repeats of one parameter
-_ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: str.isdigit() also accepts "²"
-_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,119}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 
@@ -103,10 +105,9 @@ class Query:
     def refs(self, name: str) -> tuple[Ref, ...]:
         out: list[Ref] = []
         for value in self.many(name):
-            if _ID.match(value):
-                out.append(int(value))
-            elif _SLUG.match(value):
-                out.append(value)
+            ref = parse_ref(value)
+            if ref is not None:
+                out.append(ref)
             else:
                 self.fail(
                     name, f"{value!r} is neither an id nor a slug (lowercase a-z, 0-9, '-', starting with a letter)"
@@ -134,7 +135,7 @@ class Query:
                 self.fail(name, f"{value!r} is not one of {', '.join(options)}")
         return tuple(dict.fromkeys(out))
 
-    def text(self, name: str, max_length: int = 200) -> str | None:
+    def text(self, name: str, max_length: int = MAX_SEARCH) -> str | None:
         value = self.one(name)
         if value is None:
             return None
@@ -142,11 +143,10 @@ class Query:
         if not value:
             self.fail(name, "must not be empty")
             return None
-        if len(value) > max_length:
-            self.fail(name, f"at most {max_length} characters")
-            return None
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL
-            self.fail(name, "must not contain NUL characters")
+        try:
+            check_text(value, name, max_length)
+        except InvalidInput as exc:
+            self.fail(name, exc.detail)
             return None
         return value
 
@@ -165,12 +165,11 @@ class Query:
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         value = self.one(name)
-        if value is None:
+        if value is None or value == "":
             return default
-        try:
-            n = int(value)
-        except ValueError:
-            self.fail(name, f"{value!r} is not an integer")
+        n = parse_id(value)
+        if n is None:
+            self.fail(name, f"{value!r} is not an integer from {low} to {high} (ASCII digits)")
             return default
         if not low <= n <= high:
             self.fail(name, f"must be between {low} and {high}")
@@ -316,8 +315,11 @@ class Query:
 
 
 def path_ref(value: str) -> Ref:
-    """A path's `{id or slug}`: digits are an id, anything else is looked up as a slug."""
-    return int(value) if _ID.match(value) else value
+    """A path's `{id or slug}`; anything that is neither is a 400 naming `id`."""
+    ref = parse_ref(value)
+    if ref is None:
+        raise InvalidInput(f"id: {value[:40]!r} is neither an id (ASCII digits) nor a slug", field="id")
+    return ref
 
 
 # ---------------------------------------------------------------- declarations for the OpenAPI document

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import signal
 import socket
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -53,16 +55,36 @@ class _Server(uvicorn.Server):
             self._on_ready()
 
 
-def run(sock: socket.socket, *, workers: int, log_config: dict[str, Any], access_log: bool, ready: str) -> bool:
-    """Serve the app on `sock` until stopped; False when it failed to start."""
+def _drained(signum: int, frame: FrameType | None) -> None:
+    """The signal uvicorn re-raises after its graceful shutdown: already handled."""
+
+
+def run(
+    sock: socket.socket,
+    *,
+    workers: int,
+    log_config: dict[str, Any],
+    access_log: bool,
+    ready: str,
+    shutdown_timeout: int,
+) -> bool:
+    """Serve the app on `sock` until stopped; False when it failed to start.
+
+    SIGTERM (or SIGINT) drains the requests in flight for at most `shutdown_timeout` seconds,
+    then the process exits 0: uvicorn raises the signal again against the handler that was
+    there before it, and with Python's default a clean stop would exit -15.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _drained)
     config = uvicorn.Config(
         "api.asgi:app",
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="api.server:BoundedHttpToolsProtocol",  # httptools, with header and send timeouts
         log_config=log_config,
         log_level=None,  # the levels are in log_config
         access_log=access_log,
+        timeout_graceful_shutdown=shutdown_timeout,
     )
     if workers > 1:
         log.info(ready)

@@ -21,6 +21,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     require_key: bool = False
     anonymous_rate: int = 60
     statement_timeout_ms: int = 5000
+    db_connect_timeout: float = 2.0  # seconds to open a connection
+    db_acquire_timeout: float = 2.0  # seconds a request waits for a pooled connection
+    db_check_timeout: float = 1.0  # seconds for readiness, key lookups and the probe of a database known down
     pool_min: int = 2
     pool_max: int = 10
     cors_origins: tuple[str, ...] = ()
@@ -33,6 +36,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     export_per_caller: int = 1  # of those, how many one key (or anonymous address) may run
     compression: bool = True  # brotli/gzip for clients that ask (api/compression.py)
     compress_min_bytes: int = 1024  # smaller bodies go as they are
+    shutdown_timeout_seconds: int = 10  # `sitrep serve`: how long SIGTERM waits for requests to finish
+    ws_max_subscriptions: int = 100  # GraphQL subscriptions open on one WebSocket
+    caller_max_subscriptions: int = 500  # ... and for one key (or anonymous address), per instance
 
 
 def _bool(value: str) -> bool:
@@ -78,6 +84,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         require_key=_bool(env.get("SITREP_REQUIRE_KEY", "false")),
         anonymous_rate=int(env.get("SITREP_ANONYMOUS_RATE", "60")),
         statement_timeout_ms=int(env.get("SITREP_STATEMENT_TIMEOUT_MS", "5000")),
+        db_connect_timeout=float(env.get("SITREP_DB_CONNECT_TIMEOUT", "2")),
+        db_acquire_timeout=float(env.get("SITREP_DB_ACQUIRE_TIMEOUT", "2")),
+        db_check_timeout=float(env.get("SITREP_DB_CHECK_TIMEOUT", "1")),
         pool_min=int(env.get("SITREP_POOL_MIN", "2")),
         pool_max=int(env.get("SITREP_POOL_MAX", "10")),
         cors_origins=origins,
@@ -90,4 +99,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         export_per_caller=int(env.get("SITREP_EXPORT_PER_CALLER", "1")),
         compression=_bool(env.get("SITREP_COMPRESSION", "true")),
         compress_min_bytes=int(env.get("SITREP_COMPRESS_MIN_BYTES", "1024")),
+        shutdown_timeout_seconds=int(env.get("SITREP_SHUTDOWN_TIMEOUT", "10")),
+        ws_max_subscriptions=int(env.get("SITREP_WS_MAX_SUBSCRIPTIONS", "100")),
+        caller_max_subscriptions=int(env.get("SITREP_KEY_MAX_SUBSCRIPTIONS", "500")),
     )

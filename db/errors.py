@@ -30,6 +30,25 @@ class Unavailable(DomainError):
     """The database cannot be reached or did not answer in time."""
 
 
+# Every failure that means "the database is down, restarting or too slow right now" (a 503 or
+# SERVICE_UNAVAILABLE, retry later), for every skin and the auth middleware alike. asyncpg's
+# InternalClientError ("cannot switch to state ...; another operation is in progress") is what a
+# pooled connection says when the server went away under it mid-operation, as in a restart.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    Unavailable,
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: statement_timeout, shutdown
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
+    asyncpg.exceptions.CannotConnectNowError,
+)
+# what background work (listeners, counters) shrugs off and retries: the above, and any SQL error
+DATABASE_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE, asyncpg.PostgresError)
+
+
 # constraint name -> (error class, field it concerns)
 _CONSTRAINTS: dict[str, tuple[type[DomainError], str]] = {
     "blogs_slug_key": (Conflict, "slug"),

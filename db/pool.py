@@ -1,12 +1,31 @@
-"""Connections: codecs every connection needs, and the pool."""
+"""Connections: codecs every connection needs, and the pool with its circuit.
+
+The pool fails fast when the database is down or frozen: acquiring waits at most
+`acquire_timeout`, new connections `connect_timeout`. Once a connection-level failure is seen
+(on acquiring, or from work done on an acquired connection), the circuit opens: every acquire
+raises Unavailable at once (a 503 or SERVICE_UNAVAILABLE, no waiting on a server that does not
+answer), while a background probe connects afresh every PROBE_EVERY seconds; when the database
+answers again the pool's old connections are expired and the circuit closes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import Any
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolAcquireContext
+
+from db.errors import DATABASE_ERRORS, UNAVAILABLE, Unavailable
+
+log = logging.getLogger("sitrep.db")
+PROBE_EVERY = 0.25  # seconds between probes while the database is known down
+# failures that say the server or the connection is gone, not that one statement was refused
+# (a statement_timeout is class 57 too, but the server answered it: no reason to open the circuit)
+_CONNECTION_LOST = tuple(c for c in UNAVAILABLE if c not in (Unavailable, asyncpg.QueryCanceledError))
 
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -47,18 +66,120 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     return conn
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """Does this failure mean the database (or the way to it) is gone, rather than one statement refused?"""
+    return isinstance(exc, _CONNECTION_LOST) and not isinstance(exc, asyncpg.QueryCanceledError)
+
+
+class Circuit:
+    """Whether the database is known down, and the probe that finds it back (see the module doc)."""
+
+    def __init__(self, dsn: str, probe_timeout: float) -> None:
+        self.dsn = dsn
+        self.probe_timeout = probe_timeout
+        self.down = False
+        self.opened = 0  # times the circuit opened (for metrics and tests)
+        self.closed = False  # the pool is closing: no more probes
+        self._probe: asyncio.Task[None] | None = None
+
+    def check(self) -> None:
+        if self.down:
+            raise Unavailable("the database is unavailable; retry shortly")
+
+    def trip(self, pool: GuardedPool, exc: BaseException) -> None:
+        if self.down or self.closed or not connection_lost(exc):
+            return
+        log.warning("database unreachable (%r): answering 503 until it is back", exc)
+        self.down = True
+        self.opened += 1
+        self._probe = asyncio.get_running_loop().create_task(self._recover(pool), name="sitrep-db-probe")
+
+    async def _recover(self, pool: GuardedPool) -> None:
+        while True:
+            await asyncio.sleep(PROBE_EVERY)
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=self.probe_timeout)
+                try:
+                    await conn.fetchval("SELECT 1", timeout=self.probe_timeout)
+                finally:
+                    conn.terminate()
+            except DATABASE_ERRORS:
+                continue
+            break
+        await pool.expire_connections()  # those open across the outage may be broken
+        self.down = False
+        log.warning("database reachable again")
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+
+
+class _Acquired(PoolAcquireContext):
+    """`async with pool.acquire()`: a connection-level failure of the work done inside opens the circuit."""
+
+    __slots__ = ()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if isinstance(exc[1], BaseException) and isinstance(self.pool, GuardedPool):
+            self.pool.failed(exc[1], self.connection)
+        await super().__aexit__(*exc)
+
+
+class GuardedPool(asyncpg.Pool):
+    """asyncpg's pool, with a bounded acquire and the circuit (see the module doc)."""
+
+    circuit: Circuit
+    acquire_timeout: float
+    check_timeout: float  # readiness and key checks: a short bound, a frozen server is a quick 503
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        return _Acquired(self, timeout)
+
+    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
+        self.circuit.check()
+        bounded = self.acquire_timeout if timeout is None else min(timeout, self.acquire_timeout)
+        try:
+            return await super()._acquire(bounded)  # type: ignore[misc]
+        except BaseException as exc:
+            self.circuit.trip(self, exc)
+            raise
+
+    def failed(self, exc: BaseException, conn: Any = None) -> None:
+        """Work on `conn` failed with `exc`: if the connection is lost, drop it (a graceful release
+        would wait on a server that does not answer) and open the circuit."""
+        if connection_lost(exc):
+            if conn is not None and not conn.is_closed():
+                conn.terminate()
+            self.circuit.trip(self, exc)
+
+    async def close(self) -> None:
+        await self.circuit.aclose()
+        await super().close()
+
+
 async def create_pool(
     dsn: str,
     *,
     min_size: int = 2,
     max_size: int = 10,
     statement_timeout_ms: int = 5000,
-    connect_timeout: float = 5.0,
-) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
+    connect_timeout: float = 2.0,
+    acquire_timeout: float = 2.0,
+    check_timeout: float = 1.0,
+) -> GuardedPool:
+    pool = GuardedPool(
         dsn,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
         init=init_connection,
         reset=keep_session,
         timeout=connect_timeout,
@@ -68,7 +189,10 @@ async def create_pool(
             "application_name": "sitrep",
         },
     )
-    assert pool is not None
+    pool.circuit = Circuit(dsn, check_timeout)
+    pool.acquire_timeout = acquire_timeout
+    pool.check_timeout = check_timeout
+    await pool
     return pool
 
 

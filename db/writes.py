@@ -19,6 +19,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from db import rows
 from db.errors import InvalidInput, NotFound, from_postgres
+from db.filters import check_text
 from db.ingest.gazetteer import ensure_gazetteer
 from db.ingest.linker import Linker
 from db.ingest.store import ImportResult, ensure_found, import_text
@@ -175,7 +176,7 @@ _PATH = re.compile(r"at `\$\.?([^`]*)`")
 def decode_body(raw: bytes, cls: type[B]) -> B:
     """A request body as `cls`; a bad one is InvalidInput naming the field (`actors[0].role`)."""
     try:
-        return msgspec.json.decode(raw, type=cls)
+        return _checked(msgspec.json.decode(raw, type=cls))
     except msgspec.ValidationError as exc:
         raise _invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
@@ -185,9 +186,26 @@ def decode_body(raw: bytes, cls: type[B]) -> B:
 def convert_body(value: Any, cls: type[B]) -> B:
     """As decode_body, from already-parsed values (GraphQL inputs)."""
     try:
-        return msgspec.convert(value, cls)
+        return _checked(msgspec.convert(value, cls))
     except msgspec.ValidationError as exc:
         raise _invalid(str(exc)) from None
+
+
+def _checked(body: B) -> B:
+    """The body, once every text in it is one PostgreSQL can store (no NUL)."""
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            check_text(value, path or "body")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+
+    walk(msgspec.to_builtins(body), "")
+    return body
 
 
 def _invalid(message: str) -> InvalidInput:

@@ -11,10 +11,12 @@ from functools import cache
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import ExecutionContext
 
 from schema import limits
-from schema.errors import ErrorCodes
+from schema.errors import ErrorCodes, log_error
 from schema.query import Query
 from schema.scalars import SCALAR_OVERRIDES
 from schema.types import Actor, Blog, Entry, Location, Source
@@ -27,9 +29,16 @@ def _optional(module: str, name: str) -> Any:
         return None
 
 
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # Strawberry's own logs every error, a client's bad id included, at ERROR with a traceback
+        for error in errors:
+            log_error(error)
+
+
 @cache
 def build() -> strawberry.Schema:
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=_optional("mutations", "Mutation"),
         subscription=_optional("subscriptions", "Subscription"),

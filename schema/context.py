@@ -18,8 +18,9 @@ from litestar import Request
 from strawberry.dataloader import DataLoader
 
 from db import graph
-from db.errors import Unavailable
+from db.errors import UNAVAILABLE, Unavailable
 from db.page import Cursors
+from db.pool import GuardedPool
 
 ACQUIRE_TIMEOUT = 2.0  # seconds: an unreachable database is SERVICE_UNAVAILABLE, never a hang
 
@@ -46,10 +47,15 @@ class Db:
                     raise Unavailable("the request has ended")
                 try:
                     self._conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
-                except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+                except UNAVAILABLE as exc:
                     raise Unavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
                 self._owned = True
-            return await fn(self._conn, *args)
+            try:
+                return await fn(self._conn, *args)
+            except BaseException as exc:
+                if isinstance(self._pool, GuardedPool):
+                    self._pool.failed(exc, self._conn)  # a connection-level failure opens the circuit (db/pool.py)
+                raise
 
     async def release(self) -> None:
         if self._owned and self._conn is not None and self._pool is not None:

@@ -67,17 +67,9 @@ _DOMAIN: list[tuple[type[Exception], str]] = [
     (db_errors.InvalidInput, BAD_USER_INPUT),
     (db_errors.Conflict, BAD_USER_INPUT),
     (db_errors.Unavailable, SERVICE_UNAVAILABLE),
+    # class 22 (a value PostgreSQL cannot take, which input checks let through): as REST's 400
+    (asyncpg.exceptions.DataError, BAD_USER_INPUT),
 ]
-# the database went away or did not answer in time
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.QueryCanceledError,
-    asyncpg.AdminShutdownError,
-)
 
 
 def code_of(exc: BaseException | None) -> tuple[str, str | None]:
@@ -89,7 +81,7 @@ def code_of(exc: BaseException | None) -> tuple[str, str | None]:
     for cls, code in _DOMAIN:
         if isinstance(exc, cls):
             return code, str(getattr(exc, "detail", exc))
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, db_errors.UNAVAILABLE):
         return SERVICE_UNAVAILABLE, "The database is unavailable; retry shortly."
     if isinstance(exc, GraphQLError):  # raised by graphql-core while coercing input
         return code_of(exc.original_error) if exc.original_error else (BAD_USER_INPUT, exc.message)
@@ -114,6 +106,17 @@ def coded(error: GraphQLError) -> GraphQLError:
         path=error.path,
         extensions=extensions,
     )
+
+
+def log_error(error: GraphQLError) -> None:
+    """How an error Strawberry collected is logged: a client's mistake (any contract code) at INFO,
+    one line, its text clipped (api.errors.clip); a bug of ours is logged with its traceback by
+    `coded`, which every error passes through."""
+    from api.errors import clip
+
+    code, _ = code_of(error.original_error)
+    if code != INTERNAL:
+        log.info("GraphQL %s: %s", code, clip(error.message))
 
 
 def error_dict(error: GraphQLError) -> dict[str, Any]:

@@ -60,7 +60,8 @@ def _parse_and_validate(query: str) -> _Parsed:
             None, [GraphQLError(error.message, error.nodes, error.source, error.positions, extensions={"code": code})]
         )
     else:
-        errors = validate(schema, document, [*_specified_rules(), *limits.VALIDATION_RULES])
+        # the limits walk the document assuming it is valid (an undefined fragment would crash them)
+        errors = validate(schema, document, _specified_rules()) or validate(schema, document, limits.VALIDATION_RULES)
         result = _Parsed(document if not errors else None, [coded(e) for e in errors])
     if len(query) <= _CACHE_MAX_QUERY:
         _parsed[query] = result

@@ -27,6 +27,7 @@ from strawberry.types import Info
 
 from db import idempotency, rows, writes
 from db.errors import Conflict
+from db.filters import parse_id
 from db.ingest.store import ImportResult as Imported
 from schema.context import GraphContext
 from schema.errors import BadInput, Forbidden, Unauthenticated
@@ -145,7 +146,8 @@ def _refs(type_name: str, argument: str) -> Any:
 
 def _entry_id(value: strawberry.ID, argument: str = "id") -> int:
     text = str(value)
-    return int(text) if text.isdigit() else from_global_id(text, argument)[1]
+    db_id = parse_id(text)
+    return db_id if db_id is not None else from_global_id(text, argument)[1]
 
 
 def _ref_of(type_name: str, value: str) -> writes.Ref:

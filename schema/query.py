@@ -15,7 +15,7 @@ from strawberry.types import Info
 from db import entries, graph, where
 from db import timeline as db_timeline
 from db.errors import NotFound
-from db.filters import EntryFilter, EntrySort
+from db.filters import EntryFilter, EntrySort, parse_id
 from db.page import Key, Paged
 from schema.catalog import catalog_connection
 from schema.context import GraphContext
@@ -140,8 +140,9 @@ def lookup_ref(type_name: str, id: strawberry.ID | None, slug: str | None) -> in
     if slug is not None:
         return slug
     value = str(id)
-    if value.isdigit():
-        return int(value)
+    db_id = parse_id(value)
+    if db_id is not None:
+        return db_id
     kind, db_id = from_global_id(value)
     if kind != type_name:
         raise BadInput(f"id: {value!r} is the id of a {kind}, not of a {type_name}", field="id")

@@ -12,14 +12,12 @@ import re
 
 import msgspec
 
-from db.filters import DEFAULT_LIMIT, Ref
+from db.filters import DEFAULT_LIMIT, Ref, parse_ref
 from db.page import Cursors, Key, Page
 from schema.errors import BadInput
 
 TYPES = ("Blog", "Entry", "Actor", "Location", "Source")
-_GLOBAL = re.compile(r"^(Blog|Entry|Actor|Location|Source):([1-9][0-9]{0,18})$")
-_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,119}$")
-_DIGITS = re.compile(r"^[1-9][0-9]{0,18}$")
+_GLOBAL = re.compile(r"(Blog|Entry|Actor|Location|Source):([1-9][0-9]{0,17})")  # an id fits a bigint
 
 
 def to_global_id(type_name: str, db_id: int) -> str:
@@ -34,7 +32,7 @@ def parse_global_id(value: str) -> tuple[str, int] | None:
         text = base64.b64decode(value, validate=True).decode("ascii")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    match = _GLOBAL.match(text)
+    match = _GLOBAL.fullmatch(text)
     return (match[1], int(match[2])) if match else None
 
 
@@ -47,10 +45,9 @@ def from_global_id(value: str, argument: str = "id") -> tuple[str, int]:
 
 def to_ref(type_name: str, value: str, argument: str) -> Ref:
     """A filter value (global id, database id or slug) as the query layer's reference."""
-    if _DIGITS.match(value):
-        return int(value)
-    if _SLUG.match(value):
-        return value
+    ref = parse_ref(value)
+    if ref is not None:
+        return ref
     parsed = parse_global_id(value)
     if parsed is None:
         raise BadInput(f"{argument}: {value!r} is neither a global id, a database id nor a slug", field=argument)

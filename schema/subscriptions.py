@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated, Any, cast
@@ -24,21 +25,23 @@ from typing import Annotated, Any, cast
 import asyncpg
 import msgspec
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from strawberry.types import Info
 from strawberry.types.execution import PreExecutionError
 
 from api.auth import AuthError, authenticate_token
+from api.errors import CLOSE_TRY_AGAIN, unavailable_status
 from api.live import Hub, follow
 from db import rows
 from db.changes import Change
 from db.filters import EntryFilter
 from db.page import Cursors
 from schema.context import Db, GraphContext
-from schema.errors import BadInput, error_dict
+from schema.errors import BAD_USER_INPUT, ApiError, BadInput, RateLimited, error_dict
 from schema.inputs import EntryFilterInput
+from schema.limits import MAX_TOKENS
 from schema.relay import to_global_id
 from schema.types import Entry
 
@@ -174,6 +177,28 @@ def _token(payload: Any) -> str | None:
     return None
 
 
+def _not_a_subscription(payload: dict[str, Any]) -> GraphQLError | None:
+    """This socket runs subscriptions only: queries and mutations go over HTTP."""
+    query, name = payload.get("query"), payload.get("operationName")
+    if not isinstance(query, str):
+        return GraphQLError("subscribe: payload.query must be a string", extensions={"code": BAD_USER_INPUT})
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return None  # Strawberry reports the syntax error with its position
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [op for op in operations if name is None or (op.name is not None and op.name.value == name)]
+    if len(chosen) != 1:
+        reason = "several operations: name one with operationName" if chosen else "no such operation"
+        return GraphQLError(f"subscribe: {reason}", extensions={"code": BAD_USER_INPUT})
+    if chosen[0].operation != OperationType.SUBSCRIPTION:
+        return GraphQLError(
+            f"this socket runs subscriptions; send a {chosen[0].operation.value} over HTTP (POST /graphql)",
+            extensions={"code": BAD_USER_INPUT},
+        )
+    return None
+
+
 class _Session:
     def __init__(self, socket: WebSocket[Any, Any, Any], caller: Any) -> None:
         self.socket = socket
@@ -193,6 +218,10 @@ class _Session:
             Db(pool=app.state.pool), Cursors(app.state.settings.secret), caller=self.caller, request=self.socket
         )
         try:
+            refused = _not_a_subscription(payload)
+            if refused is not None:
+                await self.send({"id": op_id, "type": "error", "payload": [error_dict(refused)]})
+                return
             result = await build().subscribe(
                 payload.get("query"),
                 variable_values=payload.get("variables"),
@@ -228,6 +257,46 @@ class _Session:
             task.cancel()
 
 
+class SubscriptionCounts:
+    """Open subscriptions per caller (a key, or an anonymous address) on this instance, and the caps."""
+
+    def __init__(self, per_socket: int, per_caller: int) -> None:
+        self.per_socket = per_socket
+        self.per_caller = per_caller
+        self.open: dict[str, int] = {}
+
+    def take(self, caller: Any, on_socket: int) -> ApiError | None:
+        """Count one more subscription, or the error refusing it (RATE_LIMITED)."""
+        key = caller.key_id or caller.client
+        if on_socket >= self.per_socket:
+            return RateLimited(f"at most {self.per_socket} subscriptions on one socket; complete one first")
+        if self.open.get(key, 0) >= self.per_caller:
+            return RateLimited(f"at most {self.per_caller} subscriptions open at once for this caller")
+        self.open[key] = self.open.get(key, 0) + 1
+        return None
+
+    def give_back(self, key: str) -> None:
+        left = self.open.get(key, 1) - 1
+        if left > 0:
+            self.open[key] = left
+        else:
+            self.open.pop(key, None)
+
+
+def _give_back(counts: SubscriptionCounts, key: str, _: object) -> None:
+    counts.give_back(key)
+
+
+def _counts(state: Any) -> SubscriptionCounts:
+    found: SubscriptionCounts | None = state.get("subscription_counts")
+    if found is None:
+        settings = state.settings
+        found = state.subscription_counts = SubscriptionCounts(
+            settings.ws_max_subscriptions, settings.caller_max_subscriptions
+        )
+    return found
+
+
 async def _init(socket: WebSocket[Any, Any, Any]) -> Any | None:
     """Wait for connection_init; the caller, or None after closing the socket."""
     try:
@@ -250,6 +319,10 @@ async def _init(socket: WebSocket[Any, Any, Any]) -> Any | None:
         except AuthError as exc:
             await socket.close({403: 4403, 429: 4429}.get(exc.status_code, 4401), exc.detail[:120])
             return None
+        except Exception as exc:  # the key could not be checked: retryable when the database is down
+            status = unavailable_status(exc, "connection_init key check")
+            await socket.close(CLOSE_TRY_AGAIN if status == 503 else 1011, "Service unavailable; retry shortly")
+            return None
     if caller is None or (socket.app.state.settings.require_key and caller.anonymous):
         await socket.close(4401, "Unauthorized: this server needs an API key")
         return None
@@ -266,6 +339,7 @@ async def websocket_handler(socket: WebSocket[Any, Any, Any]) -> None:
     if caller is None:
         return
     session = _Session(socket, caller)
+    counts = _counts(socket.app.state)
     await session.send({"type": "connection_ack"})
     try:
         while True:
@@ -287,7 +361,14 @@ async def websocket_handler(socket: WebSocket[Any, Any, Any]) -> None:
                 if op_id in session.operations:
                     await socket.close(4409, f"Subscriber for {op_id} already exists")
                     return
-                session.operations[op_id] = asyncio.create_task(session.run(op_id, payload))
+                refused = counts.take(caller, len(session.operations))
+                if refused is not None:
+                    error = GraphQLError(refused.message, original_error=refused)
+                    await session.send({"id": op_id, "type": "error", "payload": [error_dict(error)]})
+                    continue
+                started = asyncio.create_task(session.run(op_id, payload))
+                started.add_done_callback(functools.partial(_give_back, counts, caller.key_id or caller.client))
+                session.operations[op_id] = started
             elif kind == "complete":
                 task = session.operations.pop(str(message.get("id")), None)
                 if task is not None:

@@ -34,16 +34,6 @@ AfterParam = Annotated[
 LimitParam = Annotated[str | None, QueryParameter(description=f"At most this many changes (1 to {MAX_LIMIT}).")]
 
 
-def _int(query: Query, name: str, default: int, low: int, high: int) -> int:
-    value = query.one(name)
-    if value is None or value == "":
-        return default
-    if not value.isdigit() or len(value) > 18 or not low <= int(value) <= high:
-        query.fail(name, f"an integer from {low} to {high}")
-        return default
-    return int(value)
-
-
 @get(
     "/v1/changes",
     operation_id="listChanges",
@@ -65,7 +55,7 @@ async def list_changes(
     request: Request[Any, Any, Any], after: AfterParam = None, limit: LimitParam = None
 ) -> Response[bytes]:
     query = Query(request)
-    start, size = _int(query, "after", 0, 0, 2**62), _int(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    start, size = query.integer("after", 0, 0, 2**62), query.integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     query.done()
     formats.single_object(request)
     pool: asyncpg.Pool = request.app.state.pool

@@ -17,8 +17,11 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response import Response
 
-from api.controllers.writes import _WRITE, _json, _ref, _write
+from api.controllers.writes import _WRITE, _json, _write
+from api.params import path_ref
 from db import idempotency, rows, writes
+from db.errors import InvalidInput
+from db.filters import parse_ref
 from db.ingest import curate
 
 
@@ -31,7 +34,7 @@ from db.ingest import curate
 )
 async def confirm_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
     async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-        return _json(await writes.get_actor(conn, await curate.confirm(conn, _ref(ref))))
+        return _json(await writes.get_actor(conn, await curate.confirm(conn, path_ref(ref))))
 
     return await _write(request, work)
 
@@ -46,7 +49,7 @@ async def confirm_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> 
 async def rename_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
     async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
         body = writes.decode_body(raw, curate.Rename)
-        actor_id, _ = await curate.rename(conn, _ref(ref), body.name, body.slug)
+        actor_id, _ = await curate.rename(conn, path_ref(ref), body.name, body.slug)
         return _json(await writes.get_actor(conn, actor_id))
 
     return await _write(request, work)
@@ -62,8 +65,10 @@ async def rename_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> R
 async def merge_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
     async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
         body = writes.decode_body(raw, curate.Merge)
-        into = _ref(body.into) if isinstance(body.into, str) else body.into
-        kept, _ = await curate.merge(conn, _ref(ref), into)
+        into = parse_ref(body.into) if isinstance(body.into, str) else body.into
+        if into is None:
+            raise InvalidInput(f"into: {str(body.into)[:40]!r} is neither an id nor a slug", field="into")
+        kept, _ = await curate.merge(conn, path_ref(ref), into)
         return _json(await writes.get_actor(conn, kept))
 
     return await _write(request, work)

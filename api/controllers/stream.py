@@ -31,7 +31,7 @@ from api.auth import Unauthenticated, caller_of, check_scope, services_of
 from api.live import Hub, follow
 from db import rows
 from db.changes import Change
-from db.filters import EntryFilter
+from db.filters import EntryFilter, parse_id
 
 EVENT_TYPE = {"create": "created", "update": "updated", "delete": "deleted"}
 TokenParam = Annotated[
@@ -105,6 +105,13 @@ async def _key_check(request: Request[Any, Any, Any]) -> Allowed | None:
     return allowed
 
 
+def _seq(query: p.Query, name: str, value: str) -> int | None:
+    seq = parse_id(value)
+    if seq is None:
+        query.fail(name, "a seq (a non-negative integer in ASCII digits) from an earlier event")
+    return seq
+
+
 @get(
     "/v1/stream/entries",
     operation_id="streamEntries",
@@ -136,19 +143,12 @@ async def stream_entries(
     query = p.Query(request)
     filter = query.entry_filter()
     query.one("token")  # checked by the key middleware; here only its shape as a parameter
-    given = query.one("last_event_id")
     header = request.headers.get("last-event-id")
-    after = None
     if header is not None and header.strip():
-        if not header.strip().isdigit() or len(header.strip()) > 18:
-            query.fail("Last-Event-ID", "a seq (a non-negative integer) from an earlier event")
-        else:
-            after = int(header.strip())
-    elif given is not None:
-        if not given.isdigit() or len(given) > 18:
-            query.fail("last_event_id", "a seq (a non-negative integer) from an earlier event")
-        else:
-            after = int(given)
+        after = _seq(query, "Last-Event-ID", header.strip())
+    else:
+        given = query.one("last_event_id")
+        after = None if given is None else _seq(query, "last_event_id", given)
     query.done()
     async with hub.pool.acquire() as proxy:
         resolved = await hub.resolve(cast(asyncpg.Connection, proxy), filter)  # an unknown slug: 404

@@ -24,6 +24,7 @@ from litestar.response import Response
 
 from api.auth import caller_of, require_scope
 from api.caching import etag_for, if_match_hits
+from api.params import path_ref
 from db import idempotency, rows, writes
 from db.errors import InvalidInput
 from db.ingest.store import ImportResult
@@ -72,10 +73,6 @@ async def _write(request: Request[Any, Any, Any], work: Work, current: Current |
     if answer.status == 204:
         return Response(None, status_code=204, headers=headers)
     return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)
-
-
-def _ref(value: str) -> writes.Ref:
-    return int(value) if value.isdigit() else value
 
 
 # Plain handlers, not a Controller: Litestar 2.25 refuses two controllers sharing a path
@@ -131,10 +128,10 @@ async def create_actor(request: Request[Any, Any, Any]) -> Response[bytes]:
 @patch("/v1/actors/{ref:str}", **_WRITE, operation_id="updateActor", summary="Change an actor's given fields")
 async def update_actor(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
     async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-        actor_id = await writes.update_actor(conn, _ref(ref), writes.decode_body(raw, writes.ActorPatch))
+        actor_id = await writes.update_actor(conn, path_ref(ref), writes.decode_body(raw, writes.ActorPatch))
         return _json(await writes.get_actor(conn, actor_id))
 
-    return await _write(request, work, lambda conn: writes.locked_actor(conn, _ref(ref)))
+    return await _write(request, work, lambda conn: writes.locked_actor(conn, path_ref(ref)))
 
 
 @post("/v1/locations", **_WRITE, operation_id="createLocation", summary="Create a location", status_code=201)
@@ -149,10 +146,10 @@ async def create_location(request: Request[Any, Any, Any]) -> Response[bytes]:
 @patch("/v1/locations/{ref:str}", **_WRITE, operation_id="updateLocation", summary="Change a location's given fields")
 async def update_location(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
     async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-        location_id = await writes.update_location(conn, _ref(ref), writes.decode_body(raw, writes.LocationPatch))
+        location_id = await writes.update_location(conn, path_ref(ref), writes.decode_body(raw, writes.LocationPatch))
         return _json(await writes.get_location(conn, location_id))
 
-    return await _write(request, work, lambda conn: writes.locked_location(conn, _ref(ref)))
+    return await _write(request, work, lambda conn: writes.locked_location(conn, path_ref(ref)))
 
 
 @post("/v1/sources", **_WRITE, operation_id="createSource", summary="Create a source", status_code=201)
@@ -167,10 +164,10 @@ async def create_source(request: Request[Any, Any, Any]) -> Response[bytes]:
 @patch("/v1/sources/{ref:str}", **_WRITE, operation_id="updateSource", summary="Change a source's given fields")
 async def update_source(request: Request[Any, Any, Any], ref: FromPath[str]) -> Response[bytes]:
     async def work(conn: asyncpg.Connection, raw: bytes) -> idempotency.Answer:
-        source_id = await writes.update_source(conn, _ref(ref), writes.decode_body(raw, writes.SourcePatch))
+        source_id = await writes.update_source(conn, path_ref(ref), writes.decode_body(raw, writes.SourcePatch))
         return _json(await writes.get_source(conn, source_id))
 
-    return await _write(request, work, lambda conn: writes.locked_source(conn, _ref(ref)))
+    return await _write(request, work, lambda conn: writes.locked_source(conn, path_ref(ref)))
 
 
 @post(

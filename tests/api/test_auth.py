@@ -62,6 +62,15 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+def assert_graphql_error(response: httpx.Response, status: int, code: str) -> None:
+    """/graphql refuses in GraphQL's shape (clients there read extensions.code), with the same status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    errors = response.json()["errors"]
+    assert [e["extensions"]["code"] for e in errors] == [code]
+    assert errors[0]["message"]
+
+
 async def bad_credentials(conn: asyncpg.Connection) -> dict[str, dict[str, str]]:
     good = await make_key(conn, "read")
     key_id, secret = keydb.parse_token(good) or ("", "")
@@ -134,12 +143,15 @@ async def test_require_key_refuses_anonymous_reads_but_not_health_or_docs(
     token = await make_key(conn, "read")
     async with AsyncTestClient(create_app(settings(require_key=True), db_dsn)) as client:
         assert_problem(await client.get("/v1/entries"), 401)
-        assert_problem(await client.post("/graphql", json={"query": "{ __typename }"}), 401)
+        assert_graphql_error(await client.post("/graphql", json={"query": "{ __typename }"}), 401, "UNAUTHENTICATED")
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/openapi.json")).status_code == 200
         assert (await client.get("/docs")).status_code == 200
         assert (await client.get("/graphql", headers={"Accept": "text/html"})).status_code == 200
-        assert_problem(await client.get("/graphql", params={"query": "{ __typename }"}), 401)
+        assert_graphql_error(await client.get("/graphql", params={"query": "{ __typename }"}), 401, "UNAUTHENTICATED")
+        bad_key = await client.post("/graphql", json={"query": "{ __typename }"}, headers={"X-API-Key": "sk_x_y"})
+        assert_graphql_error(bad_key, 401, "UNAUTHENTICATED")
+        assert bad_key.headers["www-authenticate"].startswith("Bearer")
         assert (await client.get("/v1/usage", headers={"X-API-Key": token})).status_code == 200
 
 

@@ -412,8 +412,8 @@ async def test_a_query_over_its_time_budget_is_a_503_not_a_hang(db_dsn: str, con
 
 async def test_other_litestar_errors_are_problems_too(client: AsyncTestClient[Any], data: dict[str, int]) -> None:
     assert_problem(await client.get("/v1/entries/not-a-number"), 404)
-    assert_problem(await client.get("/v1/actors/²"), 404)
-    assert_problem(await client.get("/v1/blogs/99999999999999999999"), 404)
+    assert_problem(await client.get("/v1/actors/²"), 400, "id")  # neither an id nor a slug
+    assert_problem(await client.get("/v1/blogs/99999999999999999999"), 400, "id")
     assert_problem(
         await client.get("/v1/entries", params={"since": "2023-09-14T00:00:00Z", "until": "2023-09-13T00:00:00Z"}),
         400,
