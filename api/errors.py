@@ -125,6 +125,25 @@ def _bad_data(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
     return problem(400, "a parameter holds a value the database cannot use")
 
 
+def _group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[bytes]:
+    """Litestar raises a group when a dependency's cleanup fails too (a pooled connection whose
+    server went away fails both the query and its release): judge it by what it holds."""
+    leaves: list[Exception] = []
+    pending: list[Exception] = [exc]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, ExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    if leaves and all(isinstance(e, UNAVAILABLE) for e in leaves):
+        return _unavailable(request, leaves[0])
+    domain = [e for e in leaves if isinstance(e, DomainError)]
+    if domain:
+        return domain_problem(domain[0])
+    return _anything(request, exc)
+
+
 def _anything(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("unhandled error on %s %s", request.method, clip(request.url.path), exc_info=exc)
     return problem(500, "an unexpected error occurred; it has been logged")
@@ -137,6 +156,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         ParamError: _params,
         ValidationException: _validation,
         HTTPException: _http,
+        ExceptionGroup: _group,
         Exception: _anything,
     }
     for cls in UNAVAILABLE:
