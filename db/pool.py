@@ -6,6 +6,14 @@ The pool fails fast when the database is down or frozen: acquiring waits at most
 raises Unavailable at once (a 503 or SERVICE_UNAVAILABLE, no waiting on a server that does not
 answer), while a background probe connects afresh every PROBE_EVERY seconds; when the database
 answers again the pool's old connections are expired and the circuit closes.
+
+A frozen server (stopped processes, a partition) fails nothing: queries just wait. So while a
+connection has been out of the pool (or a request has waited for one) for longer than
+STUCK_AFTER seconds, a watchdog pings the
+server on a connection of its own, bounded by PING_TIMEOUT; if the ping gets no answer the
+circuit opens and every connection out of the pool is ended, so the requests waiting on them
+fail at once (503) instead of waiting out the freeze. A slow query with a server that answers
+costs nothing but the ping.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -23,6 +32,9 @@ from db.errors import DATABASE_ERRORS, UNAVAILABLE, Unavailable
 
 log = logging.getLogger("sitrep.db")
 PROBE_EVERY = 0.25  # seconds between probes while the database is known down
+STUCK_AFTER = 0.2  # a connection out this long: ask whether the server still answers
+WATCH_EVERY = 0.1
+PING_TIMEOUT = 0.4  # SELECT 1 on an idle connection of its own: a server that answers takes ~1 ms
 # failures that say the server or the connection is gone, not that one statement was refused
 # (a statement_timeout is class 57 too, but the server answered it: no reason to open the circuit)
 _CONNECTION_LOST = tuple(c for c in UNAVAILABLE if c not in (Unavailable, asyncpg.QueryCanceledError))
@@ -136,17 +148,74 @@ class GuardedPool(asyncpg.Pool):
     acquire_timeout: float
     check_timeout: float  # readiness and key checks: a short bound, a frozen server is a quick 503
 
+    held: dict[int, tuple[float, Any]]  # id(proxy) -> (when it left the pool, proxy)
+    waiting: dict[asyncio.Task[Any], float]  # acquiring, since
+    _interrupted: set[asyncio.Task[Any]]
+    _watchdog: asyncio.Task[None] | None
+    _ping: asyncpg.Connection | None
+
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         return _Acquired(self, timeout)
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's signature)
         self.circuit.check()
         bounded = self.acquire_timeout if timeout is None else min(timeout, self.acquire_timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        self.waiting[task] = time.monotonic()
         try:
-            return await super()._acquire(bounded)  # type: ignore[misc]
+            proxy = await super()._acquire(bounded)  # type: ignore[misc]
+        except asyncio.CancelledError:
+            if task not in self._interrupted:
+                raise
+            self._interrupted.discard(task)  # the watchdog's doing, not the caller's: a 503
+            task.uncancel()
+            raise Unavailable("the database stopped answering; retry shortly") from None
         except BaseException as exc:
             self.circuit.trip(self, exc)
             raise
+        finally:
+            self.waiting.pop(task, None)
+        self.held[id(proxy)] = (time.monotonic(), proxy)
+        return proxy
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        self.held.pop(id(connection), None)
+        await super().release(connection, timeout=timeout)
+
+    def watch(self) -> None:
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="sitrep-db-watchdog")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            now = time.monotonic()
+            out = [since for since, _ in self.held.values()] + list(self.waiting.values())
+            if self.circuit.down or not any(now - since > STUCK_AFTER for since in out):
+                continue
+            if await self._answers():
+                continue
+            stuck = [proxy for _, proxy in self.held.values()]
+            self.circuit.trip(self, TimeoutError(f"the database did not answer a ping within {PING_TIMEOUT} s"))
+            for proxy in stuck:  # the requests waiting on these fail now, as 503s
+                with contextlib.suppress(Exception):
+                    proxy.terminate()
+            for task in list(self.waiting):  # and so do those waiting for a connection
+                self._interrupted.add(task)
+                task.cancel()
+
+    async def _answers(self) -> bool:
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                if self._ping is None or self._ping.is_closed():
+                    self._ping = await asyncpg.connect(self.circuit.dsn)
+                await self._ping.fetchval("SELECT 1")
+        except DATABASE_ERRORS:
+            if self._ping is not None:
+                self._ping.terminate()
+                self._ping = None
+            return False
+        return True
 
     def failed(self, exc: BaseException, conn: Any = None) -> None:
         """Work on `conn` failed with `exc`: if the connection is lost, drop it (a graceful release
@@ -158,6 +227,12 @@ class GuardedPool(asyncpg.Pool):
 
     async def close(self) -> None:
         await self.circuit.aclose()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        if self._ping is not None:
+            self._ping.terminate()
         await super().close()
 
 
@@ -192,7 +267,13 @@ async def create_pool(
     pool.circuit = Circuit(dsn, check_timeout)
     pool.acquire_timeout = acquire_timeout
     pool.check_timeout = check_timeout
+    pool.held = {}
+    pool.waiting = {}
+    pool._interrupted = set()
+    pool._watchdog = None
+    pool._ping = None
     await pool
+    pool.watch()
     return pool
 
 
