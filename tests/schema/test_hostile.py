@@ -21,7 +21,7 @@ from tests.db import factories as f
 from tests.schema.conftest import SECRET
 
 CORPUS = json.loads((Path(__file__).parents[1] / "data" / "graphql_hostile.json").read_text())
-# the contract's codes (../shared/API.md), plus Apollo's code for an unknown persisted query
+# the contract's codes (docs/api.md)
 CODES = {
     "BAD_USER_INPUT",
     "NOT_FOUND",

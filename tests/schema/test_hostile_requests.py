@@ -19,16 +19,9 @@ from litestar.testing import AsyncTestClient
 from db import keys as keydb
 from tests.db import factories as f
 from tests.schema.conftest import SECRET
+from tests.schema.test_hostile import CODES
 
-CONTRACT_CODES = {
-    "BAD_USER_INPUT",
-    "NOT_FOUND",
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "RATE_LIMITED",
-    "QUERY_TOO_COMPLEX",
-    "SERVICE_UNAVAILABLE",
-}
+CONTRACT_CODES = CODES
 
 NESTED = "{ entries(first: 1) { nodes { " * 6 + "id" + " } }" * 6
 ALIASES = "{ " + " ".join(f"a{i}: __typename" for i in range(40)) + " }"
