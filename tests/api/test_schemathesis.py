@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -39,8 +40,10 @@ from db.pool import connect
 from tests.api.live import live_server
 from tests.conftest import _admin, with_database
 
-MAX_EXAMPLES = 20  # per read operation
-MAX_KEYED_EXAMPLES = 15  # per write or key operation
+# per read operation, and per write or key operation; SITREP_FUZZ_EXAMPLES sets both for a deeper
+# run than CI's (e.g. 200: `SITREP_FUZZ_EXAMPLES=200 pytest tests/api/test_schemathesis.py`)
+MAX_EXAMPLES = int(os.environ.get("SITREP_FUZZ_EXAMPLES", "20"))
+MAX_KEYED_EXAMPLES = int(os.environ.get("SITREP_FUZZ_EXAMPLES", "15"))
 SECRET = "live-server-test-secret"  # tests/api/live.py gives the server this one; keys are hashed with it
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
