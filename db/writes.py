@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
@@ -191,8 +191,19 @@ def convert_body(value: Any, cls: type[B]) -> B:
         raise _invalid(str(exc)) from None
 
 
+# what a live blog's times can be: PostgreSQL keeps far older ones, but renders some of them
+# (local mean time offsets with seconds) in a form no RFC 3339 reader takes back
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
 def _checked(body: B) -> B:
-    """The body, once every text in it is one PostgreSQL can store (no NUL)."""
+    """The body, once every text in it is one PostgreSQL can store (no NUL) and every time in it
+    lies between EARLIEST and LATEST."""
+    for name in body.__struct_fields__:
+        value = getattr(body, name)
+        if isinstance(value, datetime) and not EARLIEST <= value < LATEST:
+            raise InvalidInput(f"{name}: a time from 1900 to 2999", field=name)
 
     def walk(value: Any, path: str) -> None:
         if isinstance(value, str):
