@@ -100,11 +100,7 @@ def count_plan(f: EntryFilter) -> tuple[str, list[Any]]:
 async def count(conn: asyncpg.Connection, f: EntryFilter) -> int:
     """How many entries a resolved filter matches (`count_plan`; a location with nothing inside
     it has its own links as its entries, so it is counted by day like an actor)."""
-    if (
-        len(f.location) == 1
-        and _only(f, location=f.location)
-        and not await where.location_has_children(conn, f.location[0])
-    ):
+    if len(f.location) == 1 and _only(f, location=f.location) and await where.locations_under(conn, f) == 1:
         p = Params()
         sql, values = _link_days("l", "entry_locations", "location_id", f.location[0], f, p), p.values
     else:

@@ -323,10 +323,6 @@ async def bbox_locations(conn: asyncpg.Connection, f: EntryFilter) -> int | None
     return int(await conn.fetchval(f"SELECT count(*) FROM locations bl WHERE {box(f.bbox, p)}", *p.values))
 
 
-async def location_has_children(conn: asyncpg.Connection, location: Ref) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM locations WHERE parent_id = $1::bigint)", location))
-
-
 def driving_is_small(n: int | None) -> bool:
     return n is not None and n <= _MAX_DRIVING_IDS
 
