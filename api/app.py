@@ -55,6 +55,8 @@ async def ready(state: State) -> Response[dict[str, str]]:
 def create_app(settings: Settings, dsn: str) -> Litestar:
     """The app for one process; `dsn` is the resolved database (a URL or the embedded one)."""
 
+    metrics = MetricsPlugin()
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         def pool(min_size: int, max_size: int) -> Awaitable[GuardedPool]:
@@ -70,7 +72,9 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
 
         app.state.pool = await pool(settings.pool_min, settings.pool_max)
         # exports hold a connection as long as their client reads: never the request pool's (api/exports.py)
-        app.state.exports = ExportGate(settings.export_slots, settings.export_per_caller)
+        app.state.exports = ExportGate(
+            settings.export_slots, settings.export_per_caller, metrics.metrics.foreground, settings.export_give_way
+        )
         app.state.export_pool = await pool(0, max(1, settings.export_slots))
         try:
             yield
@@ -78,7 +82,6 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             await close_pool(app.state.export_pool)
             await close_pool(app.state.pool)
 
-    metrics = MetricsPlugin()
     app = Litestar(
         route_handlers=[
             health,
@@ -95,7 +98,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         ],
         lifespan=[lifespan, auth_lifespan(settings, dsn), live_lifespan(dsn)],
         exception_handlers={**exception_handlers(), AuthError: auth_error_handler},
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "foreground": metrics.metrics.foreground}),
         openapi_config=openapi_config(),
         plugins=[metrics, DocsPlugin(), WebPlugin()],
         middleware=[HttpCachingMiddleware()],

@@ -6,6 +6,9 @@ instance therefore runs at most `slots` of them at once, each on a connection of
 size kept apart from the request pool, and each caller (a key, or an anonymous address) at most
 `per_caller`. One more is refused at once rather than queued: 429 with Retry-After when the
 caller already runs its share, 503 with Retry-After when the instance is full.
+
+CPU is shared too: between two chunks an export gives way to the page requests in flight
+(api/foreground.py), for at most `give_way` seconds a chunk.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 
 from api.auth import caller_of
+from api.foreground import Foreground
 
 RETRY_AFTER_SECONDS = "10"
 
@@ -27,10 +31,14 @@ class ExportRefused(HTTPException):
 
 
 class ExportGate:
-    def __init__(self, slots: int, per_caller: int) -> None:
+    def __init__(
+        self, slots: int, per_caller: int, foreground: Foreground | None = None, give_way: float = 0.0
+    ) -> None:
         self.slots = slots
         self.per_caller = per_caller
         self.running: Counter[str] = Counter()
+        self.foreground = foreground or Foreground()
+        self.give_way = give_way
 
     @property
     def in_use(self) -> int:
@@ -53,9 +61,11 @@ class ExportGate:
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         self.running[caller] += 1
+        self.foreground.streams += 1
         return Ticket(self, caller)
 
     def _release(self, caller: str) -> None:
+        self.foreground.streams -= 1
         self.running[caller] -= 1
         if self.running[caller] <= 0:
             del self.running[caller]
@@ -71,6 +81,12 @@ class Ticket:
         if self._gate is not None:
             self._gate._release(self._caller)
             self._gate = None
+
+    async def give_way(self) -> None:
+        """Between two chunks: let the page requests in flight go first (bounded)."""
+        gate = self._gate
+        if gate is not None:
+            await gate.foreground.give_way(gate.give_way)
 
     def bind(self, stream: object) -> None:
         """Release when `stream` is collected, in case it is never iterated to its end."""

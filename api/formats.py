@@ -307,6 +307,8 @@ async def ndjson_entries(
                 try:
                     async for chunk in chunks:
                         yield _ndjson.encode_lines(chunk)
+                        if ticket is not None:
+                            await ticket.give_way()
                 finally:
                     # A client that hangs up cancels the stream mid-export: end the export's snapshot
                     # transaction here, shielded from that cancellation (a cancelled ROLLBACK would

@@ -23,6 +23,8 @@ from litestar.response import Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from api.foreground import Foreground
+
 # Litestar appends "; charset=utf-8" to text/* types itself
 MEDIA_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -47,8 +49,19 @@ class Metrics:
         self.pool_size = Gauge("sitrep_db_pool_size", "Open connections in the pool", registry=self.registry)
         self.pool_idle = Gauge("sitrep_db_pool_idle", "Open connections not in use", registry=self.registry)
         self.pool_max = Gauge("sitrep_db_pool_max", "Most connections the pool may open", registry=self.registry)
+        self.foreground = Foreground()  # requests in flight, read by exports that give way to pages
+        self.in_flight = Gauge(
+            "sitrep_http_requests_in_flight", "HTTP requests being answered, streams included", registry=self.registry
+        )
+        self.streams = Gauge(
+            "sitrep_http_streams_open",
+            "Long-lived responses open: exports and Server-Sent Events",
+            registry=self.registry,
+        )
 
     def render(self, pool: asyncpg.Pool | None) -> bytes:
+        self.in_flight.set(self.foreground.requests)
+        self.streams.set(self.foreground.streams)
         if pool is not None:
             self.pool_size.set(pool.get_size())
             self.pool_idle.set(pool.get_idle_size())
@@ -67,6 +80,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self.foreground = metrics.foreground
         # the labelled series by (method, route, status): a bounded set, and `labels()` costs a
         # lock and a few dict lookups on every request
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -85,9 +99,12 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        foreground = self.foreground
+        foreground.requests += 1
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            foreground.requests -= 1
             route = scope.get("path_template") or UNMATCHED  # set by routing, on this same scope
             series = self._series.get((method, route, status))
             if series is None:

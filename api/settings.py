@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     entry_cache_mb: int = 64  # rendered entries kept for JSON lists (api/entry_cache.py); 0: none
     export_slots: int = 2  # whole-result exports running at once per instance, each on its own connection
     export_per_caller: int = 1  # of those, how many one key (or anonymous address) may run
+    export_give_way: float = 0.5  # most seconds an export waits between chunks for pages in flight (api/foreground.py)
     compression: bool = True  # brotli/gzip for clients that ask (api/compression.py)
     compress_min_bytes: int = 1024  # smaller bodies go as they are
     shutdown_timeout_seconds: int = 10  # `sitrep serve`: how long SIGTERM waits for requests to finish
@@ -97,6 +98,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         entry_cache_mb=int(env.get("SITREP_ENTRY_CACHE_MB", "64")),
         export_slots=int(env.get("SITREP_EXPORT_SLOTS", "2")),
         export_per_caller=int(env.get("SITREP_EXPORT_PER_CALLER", "1")),
+        export_give_way=float(env.get("SITREP_EXPORT_GIVE_WAY", "0.5")),
         compression=_bool(env.get("SITREP_COMPRESSION", "true")),
         compress_min_bytes=int(env.get("SITREP_COMPRESS_MIN_BYTES", "1024")),
         shutdown_timeout_seconds=int(env.get("SITREP_SHUTDOWN_TIMEOUT", "10")),

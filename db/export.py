@@ -20,7 +20,7 @@ from db.filters import EntryFilter, EntrySort
 from db.refs import Refs
 from db.rows import Entry
 
-DEFAULT_CHUNK = 500
+DEFAULT_CHUNK = 200  # small: each chunk is a burst of CPU that page requests wait behind (api/foreground.py)
 
 
 def export_entries_sql(f: EntryFilter, sort: EntrySort) -> tuple[str, list[Any]]:

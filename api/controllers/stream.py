@@ -28,6 +28,7 @@ from litestar.response import Response, ServerSentEvent, ServerSentEventMessage
 from api import params as p
 from api import stream_tokens
 from api.auth import Unauthenticated, caller_of, check_scope, services_of
+from api.foreground import Foreground
 from api.live import Hub, follow
 from db import rows
 from db.changes import Change
@@ -70,16 +71,25 @@ Allowed = Callable[[], Awaitable[bool]]
 
 
 async def _events(
-    hub: Hub, resolved: EntryFilter, after: int | None, heartbeat: float, allowed: Allowed | None
+    hub: Hub,
+    resolved: EntryFilter,
+    after: int | None,
+    heartbeat: float,
+    allowed: Allowed | None,
+    foreground: Foreground,
 ) -> AsyncIterator[Any]:
-    yield ServerSentEventMessage(comment="sitrep entry stream", data=None, retry=2000)
-    checked = time.monotonic()
-    async for change in follow(hub, resolved, after, heartbeat):
-        if allowed is not None and time.monotonic() - checked >= heartbeat:
-            if not await allowed():
-                return  # the key was revoked, expired or rotated: the stream ends
-            checked = time.monotonic()
-        yield ServerSentEventMessage(comment="heartbeat", data=None) if change is None else event_of(change)
+    foreground.streams += 1  # a long-lived stream, not a page an export should give way to
+    try:
+        yield ServerSentEventMessage(comment="sitrep entry stream", data=None, retry=2000)
+        checked = time.monotonic()
+        async for change in follow(hub, resolved, after, heartbeat):
+            if allowed is not None and time.monotonic() - checked >= heartbeat:
+                if not await allowed():
+                    return  # the key was revoked, expired or rotated: the stream ends
+                checked = time.monotonic()
+            yield ServerSentEventMessage(comment="heartbeat", data=None) if change is None else event_of(change)
+    finally:
+        foreground.streams -= 1
 
 
 async def _key_check(request: Request[Any, Any, Any]) -> Allowed | None:
@@ -154,7 +164,7 @@ async def stream_entries(
         resolved = await hub.resolve(cast(asyncpg.Connection, proxy), filter)  # an unknown slug: 404
     allowed = await _key_check(request) if "auth" in request.app.state else None
     return ServerSentEvent(
-        _events(hub, resolved, after, request.app.state.live_heartbeat, allowed),
+        _events(hub, resolved, after, request.app.state.live_heartbeat, allowed, request.app.state.foreground),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

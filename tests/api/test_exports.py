@@ -61,6 +61,11 @@ async def test_ten_stalled_exports_leave_page_readers_alone(
                 assert b"retry-after: 10" in refused.lower()
                 assert b"application/problem+json" in refused
                 assert await _wait_for(conn, EXPORTING, 2) == 2  # two snapshots held open by stalled clients
+                async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                    scraped = (await http.get("/metrics")).text
+                # the operator sees the two streams (the refused eight are gone) among the requests in flight
+                assert "\nsitrep_http_streams_open 2.0\n" in scraped
+                assert "\nsitrep_http_requests_in_flight 3.0\n" in scraped  # two exports and this scrape
 
                 # eight readers, twenty pages each, while both exports are held: every page served
                 async with httpx.AsyncClient(base_url=base, timeout=10) as http:
