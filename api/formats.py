@@ -2,11 +2,12 @@
 
 - `negotiate` picks the format: `format=` wins over `Accept`; an Accept that allows none of
   ours is a 406 problem naming what we offer; a bad `format=` value is a 400 naming `format`.
-- NDJSON streams the *whole* result (no page limit): `ndjson_entries` reads it through a
+- NDJSON streams the *whole* result (no page limit): `export_entries` reads it through a
   server-side cursor in chunks (db/export.py) and hands Litestar a `Stream`, so memory stays
   flat however many rows match; a client that goes away stops the query.
 - CSV and GeoJSON render one page, like JSON, and keep its `Link: rel="next"` header, so a
-  script follows cursors the same way in every format.
+  script follows cursors the same way in every format; with `all=true` they stream the whole
+  result as NDJSON does (`export_entries`, one export slot).
 - CSV cells holding text from the data (headlines, bodies, names, aliases, descriptions…) that
   a spreadsheet would run as a formula, those starting with `=`, `+`, `-`, `@`, a tab or a
   carriage return, get a leading `'` (OWASP's advice against CSV injection). Numbers and
@@ -278,14 +279,48 @@ def entries_page_response(
 _ndjson = msgspec.json.Encoder()
 
 
-async def ndjson_entries(
+class _Chunks:
+    """How a whole-result export writes its chunks of entries: what comes first, each chunk, the end."""
+
+    def __init__(self, fmt: Format) -> None:
+        self.fmt = fmt
+        self.features = 0  # GeoJSON: features written so far (the next one after a comma)
+
+    def head(self) -> bytes:
+        if self.fmt is Format.CSV:
+            return entries_csv((), header=True)
+        if self.fmt is Format.GEOJSON:
+            return b'{"type":"FeatureCollection","features":['
+        return b""
+
+    def chunk(self, entries: list[Entry]) -> bytes:
+        if self.fmt is Format.CSV:
+            return entries_csv(entries, header=False)
+        if self.fmt is Format.GEOJSON:
+            features = entry_features(entries)
+            if not features:
+                return b""
+            body = b",".join(_ndjson.encode(f) for f in features)
+            body = body if self.features == 0 else b"," + body
+            self.features += len(features)
+            return body
+        return _ndjson.encode_lines(entries)
+
+    def tail(self) -> bytes:
+        return b"]}" if self.fmt is Format.GEOJSON else b""
+
+
+async def export_entries(
     conn: asyncpg.Connection,
     pool: asyncpg.Pool,
     filter: EntryFilter,
     sort: EntrySort = "-published_at",
     ticket: Ticket | None = None,
+    fmt: Format = Format.NDJSON,
 ) -> Stream:
-    """Every matching entry, one JSON object a line, streamed from a server-side cursor.
+    """Every matching entry, streamed from a server-side cursor: NDJSON (one object a line), CSV
+    (the header, then one row an entry) or GeoJSON (one FeatureCollection, its features written
+    as they are read).
 
     The filter's references are checked on the request's connection `conn` before the
     response starts, so an unknown slug is still a 404 problem rather than a broken stream;
@@ -299,16 +334,25 @@ async def ndjson_entries(
         if ticket is not None:
             ticket.release()
         raise
+    writer = _Chunks(fmt)
 
     async def lines() -> AsyncIterator[bytes]:
         try:
             async with pool.acquire() as proxy:
                 chunks = export.iter_entries(cast(asyncpg.Connection, proxy), filter, sort)
                 try:
+                    head = writer.head()
+                    if head:
+                        yield head
                     async for chunk in chunks:
-                        yield _ndjson.encode_lines(chunk)
+                        body = writer.chunk(chunk)
+                        if body:
+                            yield body
                         if ticket is not None:
                             await ticket.give_way()
+                    tail = writer.tail()
+                    if tail:
+                        yield tail
                 finally:
                     # A client that hangs up cancels the stream mid-export: end the export's snapshot
                     # transaction here, shielded from that cancellation (a cancelled ROLLBACK would
@@ -324,7 +368,7 @@ async def ndjson_entries(
     body = lines()
     if ticket is not None:
         ticket.bind(body)
-    return Stream(body, media_type=CONTENT_TYPES[Format.NDJSON])
+    return Stream(body, media_type=CONTENT_TYPES[fmt])
 
 
 # ---------------------------------------------------------------- the other lists

@@ -422,6 +422,14 @@ CursorParam = Annotated[
         "Opaque cursor from a previous page's next_cursor; only valid with the same filters and sort.", "eyJ2IjoxfQ"
     ),
 ]
+AllParam = Annotated[
+    bool | None,
+    describe(
+        "true with format=csv or geojson: the whole result streamed, as NDJSON always is, instead of a page"
+        " (one export; limit, cursor and count do not apply).",
+        True,
+    ),
+]
 CountParam = Annotated[
     bool | None, describe("true adds page.total, the number of matching rows (costs a count).", True)
 ]

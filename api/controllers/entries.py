@@ -64,17 +64,21 @@ async def list_entries(
     limit: p.LimitParam = None,
     cursor: p.CursorParam = None,
     count: p.CountParam = None,
+    all: p.AllParam = None,
 ) -> Response[EntryList]:
     query = p.Query(request)
     flt, order = query.entry_filter(), query.entry_sort()
     page = query.page(cursors(request), sort=order, filter=flt, value_type=SORT_KEY_TYPE)
-    query.done()
+    whole = query.flag("all")
     fmt = formats.negotiate(request.headers.get("accept"), request.query_params.get("format"))
+    if whole and fmt is formats.Format.JSON:
+        query.fail("all", "JSON answers pages; ask for format=ndjson, csv or geojson to stream the whole result")
+    query.done()
     async with connection(request) as conn:  # not a dependency: see api/connection.py
-        if fmt is formats.Format.NDJSON:  # the whole result, streamed: no page
+        if fmt is formats.Format.NDJSON or whole:  # the whole result, streamed: no page
             state = request.app.state
             ticket = state.exports.take(export_caller(request))
-            stream = await formats.ndjson_entries(conn, state.export_pool, flt, order, ticket)
+            stream = await formats.export_entries(conn, state.export_pool, flt, order, ticket, fmt)
             return cast(Response[EntryList], stream)
         if fmt is formats.Format.JSON:
             return await _json_page(request, conn, flt, order, page)

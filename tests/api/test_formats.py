@@ -279,6 +279,54 @@ async def test_geojson_page(client: AsyncTestClient, linked: dict[str, int]) -> 
     assert 'rel="next"' in response.headers["link"]
 
 
+async def test_csv_with_all_streams_the_whole_result_as_the_pages_give_it(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    many: int,
+) -> None:
+    params = {"blog": "many-updates", "format": "csv"}
+    response = await client.get("/v1/entries", params={**params, "all": "true"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "link" not in response.headers
+    assert "etag" not in response.headers
+    streamed = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    assert len(streamed) == 450  # past the largest page, one header row
+    paged: list[dict[str, str]] = []
+    url: str | None = "/v1/entries"
+    query: dict[str, str | int] | None = {**params, "limit": 200}
+    while url is not None:
+        page = await client.get(url, params=query)
+        paged += csv.DictReader(io.StringIO(page.text, newline=""))
+        url, query = page.links.get("next", {}).get("url"), None
+    assert streamed == paged  # the same rows, cells and order
+
+
+async def test_geojson_with_all_is_one_collection_of_every_feature(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    many: int,
+    linked: dict[str, int],
+) -> None:
+    whole = await client.get("/v1/entries", params={"format": "geojson", "all": "1", "sort": "published_at"})
+    assert whole.status_code == 200
+    assert whole.headers["content-type"].startswith("application/geo+json")
+    body = whole.json()  # one valid document, although written chunk by chunk
+    assert body["type"] == "FeatureCollection"
+    assert "page" not in body
+    page = (await client.get("/v1/entries", params={"format": "geojson", "limit": 200, "sort": "published_at"})).json()
+    assert body["features"] == page["features"]  # only the linked entries have points: all fit one page
+    assert {feat["properties"]["location"] for feat in body["features"]} >= {"crimea", "sevastopol"}
+    empty = await client.get("/v1/entries", params={"format": "geojson", "all": "true", "blog": "many-updates"})
+    assert empty.json() == {"type": "FeatureCollection", "features": []}
+
+
+async def test_all_is_refused_for_json_and_for_a_bad_value(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    for params in ({"all": "true"}, {"format": "csv", "all": "maybe"}):
+        response = await client.get("/v1/entries", params=params)
+        assert response.status_code == 400, params
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert [e["name"] for e in response.json()["errors"]] == ["all"]
+
+
 async def test_an_accept_the_list_cannot_answer_is_a_406_problem(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
     response = await client.get("/v1/entries", headers={"Accept": "image/png"})
     assert response.status_code == 406
