@@ -402,24 +402,26 @@ async def test_a_client_that_leaves_mid_stream_frees_its_connection(
     )
     log = tmp_path / "server.log"
     with live_server(db_dsn, tmp_path / "data", log, SITREP_ANONYMOUS_RATE="100000") as base:
+        # the export's snapshot: a transaction held open by another backend of this database (idle
+        # in transaction while the client does not read, active while a chunk is fetched)
         exporting = (
             "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+            " WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
         )
         async with stalled_export(base) as head:
             assert head.startswith(b"HTTP/1.1 200")
             for _ in range(100):
-                if await conn.fetchval(exporting) == 1:
+                if (open_before := await conn.fetchval(exporting)) == 1:
                     break
                 await asyncio.sleep(0.1)
-            assert await conn.fetchval(exporting) == 1  # the export's snapshot, held open
+            assert open_before == 1
         # hung up
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             for _ in range(100):
-                if await conn.fetchval(exporting) == 0:
+                if (open_after := await conn.fetchval(exporting)) == 0:
                     break
                 await asyncio.sleep(0.1)
-            assert await conn.fetchval(exporting) == 0
+            assert open_after == 0
             # and the server still answers, with its pool back to idle
             metrics = (await http.get("/metrics")).text
             assert (await http.get("/v1/entries", params={"limit": 1})).status_code == 200
