@@ -40,6 +40,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_timeout_seconds: int = 10  # `sitrep serve`: how long SIGTERM waits for requests to finish
     ws_max_subscriptions: int = 100  # GraphQL subscriptions open on one WebSocket
     caller_max_subscriptions: int = 500  # ... and for one key (or anonymous address), per instance
+    # streaming replicas of database_url that reads may use (db/replicas.py, api/routing.py)
+    replica_urls: tuple[str, ...] = ()
+    replica_max_lag: float = 5.0  # seconds behind the primary before a replica leaves rotation
+    replica_wait: float = 0.05  # seconds a read waits for a replica to replay its Sitrep-Min-Seq
 
 
 def _bool(value: str) -> bool:
@@ -104,4 +108,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         shutdown_timeout_seconds=int(env.get("SITREP_SHUTDOWN_TIMEOUT", "10")),
         ws_max_subscriptions=int(env.get("SITREP_WS_MAX_SUBSCRIPTIONS", "100")),
         caller_max_subscriptions=int(env.get("SITREP_KEY_MAX_SUBSCRIPTIONS", "500")),
+        replica_urls=tuple(u.strip() for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()),
+        replica_max_lag=float(env.get("SITREP_REPLICA_MAX_LAG", "5")),
+        replica_wait=float(env.get("SITREP_REPLICA_WAIT", "0.05")),
     )
