@@ -49,8 +49,8 @@ async def connection(request: Request[Any, Any, Any], *, primary: bool = False) 
     try:
         yield cast(asyncpg.Connection, conn)  # a pool proxy: same interface
     except BaseException as exc:
+        routing.replica_failed(replica, exc)  # a replica's failure: answer again from the primary
         pool.failed(exc, conn)  # a connection-level failure opens that pool's circuit (db/pool.py)
-        routing.replica_failed(replica, exc)  # ... and a replica's: answer again from the primary
         raise
     finally:
         try:

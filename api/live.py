@@ -195,7 +195,7 @@ class Hub:
             if replica is not None and replica.pool is not None:
                 try:
                     async with replica.pool.acquire() as proxy:
-                        replica.reads += 1
+                        replica.log_reads += 1
                         await self._read_log(proxy)  # type: ignore[arg-type]
                 except DATABASE_ERRORS as exc:
                     replica.failed(exc)

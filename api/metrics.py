@@ -82,7 +82,16 @@ class Metrics:
             registry=self.registry,
         )
         self.replica_reads = Gauge(
-            "sitrep_db_replica_reads", "Reads routed to the replica since start", replica, registry=self.registry
+            "sitrep_db_replica_reads",
+            "Request reads routed to the replica since start",
+            replica,
+            registry=self.registry,
+        )
+        self.replica_log_reads = Gauge(
+            "sitrep_db_replica_log_reads",
+            "Reads of the change log by the live hub from the replica since start",
+            replica,
+            registry=self.registry,
         )
         self.replica_failures = Gauge(
             "sitrep_db_replica_failed_reads",
@@ -98,6 +107,7 @@ class Metrics:
             self.replica_lag_seconds.labels(r.name).set(-1 if r.lag_seconds is None else r.lag_seconds)
             self.replica_seq.labels(r.name).set(r.seq)
             self.replica_reads.labels(r.name).set(r.reads)
+            self.replica_log_reads.labels(r.name).set(r.log_reads)
             self.replica_failures.labels(r.name).set(r.failures)
 
     def render(self, pool: asyncpg.Pool | None) -> bytes:

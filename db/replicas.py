@@ -73,7 +73,8 @@ class Replica:
         self.position: int | None = None  # replay position, bytes of WAL
         self.lag_bytes: int | None = None
         self.lag_seconds: float | None = None
-        self.reads = 0  # reads routed here (requests and the live hub)
+        self.reads = 0  # request reads routed here
+        self.log_reads = 0  # reads of the change log by the live hub
         self.failures = 0  # reads that failed here and went to the primary
         self.wanted = asyncio.Event()  # a read waits: look now
         # (when the primary first reported it, position) for WAL not yet replayed here

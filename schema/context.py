@@ -58,9 +58,9 @@ class Db:
             try:
                 return await fn(self._conn, *args)
             except BaseException as exc:
+                routing.replica_failed(self._replica, exc)  # the request is answered again from the primary
                 if isinstance(self._from, GuardedPool):
                     self._from.failed(exc, self._conn)  # a connection-level failure opens the circuit (db/pool.py)
-                routing.replica_failed(self._replica, exc)  # the request is answered again from the primary
                 raise
 
     async def _acquire(self) -> None:

@@ -23,7 +23,8 @@ async def _post(client: AsyncTestClient[Any], headers: dict[str, str], query: st
     body = response.json()
     if body.get("data") is not None:  # a mutation that ran answers the seq its commit reached, replayed or not
         seq = body.pop("extensions")["seq"]
-        assert seq > 0 and response.headers["sitrep-seq"] == str(seq)
+        assert seq > 0
+        assert response.headers["sitrep-seq"] == str(seq)
     return body
 
 
