@@ -74,7 +74,9 @@ async def read_pool(state: Any, *, primary: bool = False) -> tuple[GuardedPool, 
             return replica.pool, replica
     live = state.get("live")
     if route is not None and live is not None:
-        route.saw(live.last_seq)  # the hub has passed on every change up to here: the primary has them
+        # the primary has every committed change: those the hub has passed on, and the seq a
+        # write answered the client (a seq nobody answered only misleads the client sending it)
+        route.saw(max(live.last_seq, route.min_seq))
     return state.pool, None
 
 
