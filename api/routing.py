@@ -34,6 +34,7 @@ MIN_SEQ = "Sitrep-Min-Seq"
 SEQ = "Sitrep-Seq"
 _MIN_SEQ_HEADER = b"sitrep-min-seq"
 _READS = frozenset({"GET", "HEAD"})
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_SEQ = 2**63 - 1
 _LAST_SEQ = "SELECT COALESCE(max(seq), 0) FROM changes"
 
@@ -194,7 +195,7 @@ class RoutingMiddleware:
     async def _start(self, message: Any, scope: Any, route: Route) -> None:
         headers: list[tuple[bytes, bytes]] = message.setdefault("headers", [])
         seq = route.seq
-        if seq is None and not route.read and message["status"] < 400 and scope["method"] not in _READS:
+        if seq is None and message["status"] < 400 and scope["method"] in _WRITES and not route.read:
             seq = await self._last_seq()
         if seq is not None:
             headers.append((b"sitrep-seq", str(seq).encode()))
