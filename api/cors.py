@@ -15,16 +15,26 @@ from __future__ import annotations
 
 ALLOW_METHODS = "GET, HEAD, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = (
-    "Authorization, X-API-Key, Content-Type, Accept, If-None-Match, If-Match, Idempotency-Key, Last-Event-ID"
+    "Authorization, X-API-Key, Content-Type, Accept, If-None-Match, If-Match, Idempotency-Key, Last-Event-ID,"
+    " Sitrep-Min-Seq"
 )
 EXPOSE_HEADERS = (
-    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Link, ETag, Location, WWW-Authenticate"
+    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Link, ETag, Location, WWW-Authenticate,"
+    " Sitrep-Seq"
 )
 MAX_AGE = "600"
 PUBLIC_METHODS = frozenset({"GET", "HEAD"})
 # request headers an anonymous browser read may carry beyond the CORS-safelisted ones
 PUBLIC_REQUEST_HEADERS = frozenset(
-    {"accept", "accept-language", "content-language", "if-none-match", "last-event-id", "cache-control"}
+    {
+        "accept",
+        "accept-language",
+        "content-language",
+        "if-none-match",
+        "last-event-id",
+        "cache-control",
+        "sitrep-min-seq",
+    }
 )
 _PUBLIC = [
     (b"access-control-allow-origin", b"*"),

@@ -94,7 +94,7 @@ def replica_failed(replica: Replica | None, exc: BaseException) -> None:
 def parse_min_seq(value: str) -> int | None:
     """A Sitrep-Min-Seq value: a non-negative integer (None: not one)."""
     value = value.strip()
-    if not value.isdigit() or len(value) > 19:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
         return None
     seq = int(value)
     return seq if seq <= _MAX_SEQ else None
@@ -162,7 +162,9 @@ class RoutingMiddleware:
         async def replaying() -> Any:
             return next(replay, None) or await receive()
 
-        await self._run(scope, replaying, send, Route(min_seq, read=False))
+        again = Route(min_seq)
+        again.failed = True  # read_pool: the primary
+        await self._run(scope, replaying, send, again)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, route: Route, *, hold: bool = False) -> bool:
         """Run the app for `route`; False (nothing sent) when `hold` and its replica failed."""
@@ -193,7 +195,8 @@ class RoutingMiddleware:
         return not dropped
 
     async def _start(self, message: Any, scope: Any, route: Route) -> None:
-        headers: list[tuple[bytes, bytes]] = message.setdefault("headers", [])
+        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        message["headers"] = headers
         seq = route.seq
         if seq is None and message["status"] < 400 and scope["method"] in _WRITES and not route.read:
             seq = await self._last_seq()
