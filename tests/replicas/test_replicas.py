@@ -5,8 +5,8 @@ Instance `a` writes (primary only); instance `b` reads through the standby
 (DATABASE_REPLICA_URLS, a 1 s max lag). Checked: 500 write-then-read pairs across the two
 instances with Sitrep-Min-Seq and not one stale answer; replay paused with pg_wal_replay_pause:
 the replica leaves rotation, reads stay right, it comes back after pg_wal_replay_resume; the
-standby stopped and restarted under a bounded read load: no 5xx; SSE on `b`: every change
-written on `a` exactly once, in seq order, within 1 s.
+standby stopped and restarted under a bounded read load: no 5xx; SSE and a GraphQL subscription
+on `b`: every change written on `a` exactly once, in seq order, within 1 s.
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from gql import Client, gql
+from gql.transport.websockets import WebsocketsTransport
 
 from tests.faults.harness import Instance, Postgres, Services, services
 from tests.standby import SECRET, _prepare, entry
 
 pytestmark = pytest.mark.slow
 PAIRS = 500
+Received = list[tuple[int, int, float]]
 WORKERS = 5
 
 
@@ -233,16 +236,16 @@ def test_standby_stopped_and_restarted_under_load_no_5xx(deployment: Deployment)
     print(f"\nreplicas: standby restarted under load: {sum(statuses.values())} reads, all 200; back in {back:.1f} s")
 
 
-def test_sse_on_the_reading_instance_delivers_every_change_once_in_order_within_a_second(
+def test_sse_and_subscriptions_on_the_reading_instance_deliver_every_change_once_in_order_within_a_second(
     deployment: Deployment,
 ) -> None:
     count = 40
 
-    async def scenario() -> tuple[list[tuple[int, int, float]], dict[int, float], float]:
-        events: list[tuple[int, int, float]] = []  # (seq, entry id, arrival)
+    async def scenario() -> tuple[Received, Received, dict[int, float], float]:
+        sse: Received = []  # (seq, entry id, arrival)
+        subscribed: Received = []  # (0, entry id, arrival): gql gives the data, ids grow with seq here
         written: dict[int, float] = {}  # entry id -> when a answered the write
-        opened = asyncio.Event()
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=30)) as client:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client:
             log_reads = await _metric(client, deployment.reader, "sitrep_db_replica_log_reads")
 
             async def listen() -> None:
@@ -250,38 +253,63 @@ def test_sse_on_the_reading_instance_delivers_every_change_once_in_order_within_
                     "GET", f"{deployment.reader.base}/v1/stream/entries", headers={"Accept": "text/event-stream"}
                 ) as response:
                     assert response.status_code == 200
-                    opened.set()
                     seq: int | None = None
                     async for line in response.aiter_lines():
                         if line.startswith("id:"):
                             seq = int(line[3:].strip())
                         elif line.startswith("data:") and seq is not None:
-                            events.append((seq, json.loads(line[5:])["id"], time.monotonic()))
+                            sse.append((seq, json.loads(line[5:])["id"], time.monotonic()))
                         elif line == "":
                             seq = None
-                        if len(events) >= count:
-                            return
 
-            listener = asyncio.create_task(listen())
-            await asyncio.wait_for(opened.wait(), 10)
-            await asyncio.sleep(0.2)
-            for n in range(count):
-                made = await client.post(
-                    f"{deployment.writer.base}/v1/entries", json=entry(f"Streamed {n}"), headers=deployment.key
-                )
-                written[made.json()["id"]] = time.monotonic()
-                await asyncio.sleep(0.05)
-            await asyncio.wait_for(listener, 10)
+            async def subscribe() -> None:
+                url = deployment.reader.base.replace("http://", "ws://") + "/graphql"
+                transport = WebsocketsTransport(url=url, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL])
+                async with Client(transport=transport) as session:
+                    async for result in session.subscribe(gql("subscription { entryPublished { databaseId } }")):
+                        subscribed.append((0, result["entryPublished"]["databaseId"], time.monotonic()))
+
+            tasks = [asyncio.create_task(listen()), asyncio.create_task(subscribe())]
+            try:
+                # probes until both listeners are live; what counts is written after the last probe
+                deadline = time.monotonic() + 20
+                probe = 0
+                while not (sse and subscribed):
+                    assert time.monotonic() < deadline, "the SSE stream or the subscription never started"
+                    made = await client.post(
+                        f"{deployment.writer.base}/v1/entries", json=entry("Probe"), headers=deployment.key
+                    )
+                    probe = made.json()["id"]
+                    await asyncio.sleep(0.2)
+                for n in range(count):
+                    made = await client.post(
+                        f"{deployment.writer.base}/v1/entries", json=entry(f"Streamed {n}"), headers=deployment.key
+                    )
+                    written[made.json()["id"]] = time.monotonic()
+                    await asyncio.sleep(0.05)
+                last = max(written)
+                deadline = time.monotonic() + 10
+                while not (any(e[1] >= last for e in sse) and any(e[1] >= last for e in subscribed)):
+                    assert time.monotonic() < deadline, "not every change arrived within 10 s"
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)  # a duplicate would show up now
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             log_reads = await _metric(client, deployment.reader, "sitrep_db_replica_log_reads") - log_reads
-        return events, written, log_reads
+        after_probes = [e for e in sse if e[1] > probe], [e for e in subscribed if e[1] > probe]
+        return after_probes[0], after_probes[1], written, log_reads
 
-    events, written, log_reads = asyncio.run(scenario())
-    ids = [entry_id for _, entry_id, _ in events]
-    assert sorted(ids) == sorted(written)  # every change, once
-    seqs = [seq for seq, _, _ in events]
+    sse, subscribed, written, log_reads = asyncio.run(scenario())
+    for name, events in (("SSE", sse), ("subscription", subscribed)):
+        ids = [entry_id for _, entry_id, _ in events]
+        assert sorted(ids) == sorted(written), name  # every change, once
+        assert ids == sorted(ids), name  # in order (these entries were written one after another)
+        delays = [arrival - written[entry_id] for _, entry_id, arrival in events]
+        assert max(delays) < 1.0, (name, delays)
+        print(f"\nreplicas: {name} on b: {len(events)} changes, once, in order, max delay {max(delays) * 1000:.0f} ms")
+    seqs = [seq for seq, _, _ in sse]
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == len(seqs)
-    delays = [arrival - written[entry_id] for _, entry_id, arrival in events]
-    assert max(delays) < 1.0, delays
     assert log_reads > 0  # b's hub read the log from the replica
-    print(f"\nreplicas: SSE on b: {len(events)} changes, in order, max delay {max(delays) * 1000:.0f} ms")
