@@ -56,6 +56,8 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
     """The app for one process; `dsn` is the resolved database (a URL or the embedded one)."""
 
     metrics = MetricsPlugin()
+    # LISTEN (the live hub, the key cache) and the watchdog's ping need the server itself, not a pooler
+    direct = settings.database_direct_url or dsn
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -68,6 +70,8 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
                 connect_timeout=settings.db_connect_timeout,
                 acquire_timeout=settings.db_acquire_timeout,
                 check_timeout=settings.db_check_timeout,
+                pgbouncer=settings.pgbouncer,
+                direct_dsn=direct,
             )
 
         app.state.pool = await pool(settings.pool_min, settings.pool_max)
@@ -96,7 +100,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             create_stream_token,
             *graphql_routes(),
         ],
-        lifespan=[lifespan, auth_lifespan(settings, dsn), live_lifespan(dsn)],
+        lifespan=[lifespan, auth_lifespan(settings, direct), live_lifespan(direct)],
         exception_handlers={**exception_handlers(), AuthError: auth_error_handler},
         state=State({"settings": settings, "foreground": metrics.metrics.foreground}),
         openapi_config=openapi_config(),
