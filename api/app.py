@@ -30,6 +30,7 @@ from api.web import WebPlugin
 from db.errors import UNAVAILABLE
 from db.pool import GuardedPool, close_pool, create_pool
 from schema.app import route_handlers as graphql_routes
+from schema.persisted import persisted_lifespan
 
 
 @get("/health", operation_id="health", tags=["ops"], summary="Liveness: the process answers")
@@ -100,7 +101,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             create_stream_token,
             *graphql_routes(),
         ],
-        lifespan=[lifespan, auth_lifespan(settings, direct), live_lifespan(direct)],
+        lifespan=[lifespan, auth_lifespan(settings, direct), live_lifespan(direct), persisted_lifespan(settings)],
         exception_handlers={**exception_handlers(), AuthError: auth_error_handler},
         state=State({"settings": settings, "foreground": metrics.metrics.foreground}),
         openapi_config=openapi_config(),

@@ -555,8 +555,8 @@ LABELS = {
 def throughput_table(workloads: list[Workload], med: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     lines = [
         "| workload | server | req/s | ÷ bare (REST) or ÷ PostGraphile 5 | p50 ms | p99 ms"
-        " | CPU ms/req server | CPU ms/req PostgreSQL | RSS MiB (max) | failed |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | CPU ms/req server | CPU ms/req PostgreSQL | CPU ms/req wrk | RSS MiB (max) | failed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in workloads:
         by = med.get(w.name, {})
@@ -568,7 +568,7 @@ def throughput_table(workloads: list[Workload], med: dict[str, dict[str, dict[st
             ratio = f"{m['requests_per_s'] / ref['requests_per_s']:.2f}" if ref and ref is not m else ""
             lines.append(
                 f"| {w.name}: {w.title} | {LABELS[s]} | {m['requests_per_s']:.0f} | {ratio} | {m['p50_ms']:.1f}"
-                f" | {m['p99_ms']:.1f} | {m['server_cpu_ms']:.2f} | {m['db_cpu_ms']:.2f} | {m['rss_mib']:.0f}"
+                f" | {m['p99_ms']:.1f} | {m['server_cpu_ms']:.2f} | {m['db_cpu_ms']:.2f} | {m['wrk_cpu_ms']:.2f} | {m['rss_mib']:.0f}"
                 f" | {m['failed']:.0f} |"
             )
     return lines

@@ -10,14 +10,17 @@ hub, the key cache) goes to DATABASE_DIRECT_URL.
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
+from db.pool import close_pool, create_pool
 from tests.api.test_live import SECRET, SseClient, _auth, _catalog, _entry, serve
 from tests.api.test_live import write_token as write_token  # the fixture
 from tests.bouncer import PgBouncer
@@ -188,3 +191,35 @@ async def test_exports_from_two_instances_on_one_server_connection(
                 export = await client.get(f"{base}/v1/entries", params={"all": "true", "actor": "peskov"})
                 assert export.status_code == 200, export.text
                 assert len(export.content.splitlines()) == 5, export.text
+
+
+async def test_session_mode_sets_the_statement_timeout_on_each_connection(db_dsn: str) -> None:
+    with PgBouncer(db_dsn, pool_mode="session", pool_size=2, statement_timeout_ms=None) as pgb:
+        pool = await create_pool(pgb.dsn, min_size=1, max_size=2, statement_timeout_ms=1234, pgbouncer="session")
+        try:
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SHOW statement_timeout") == "1234ms"
+                with pytest.raises(asyncpg.QueryCanceledError):
+                    await conn.execute("SELECT pg_sleep(2)")
+        finally:
+            await close_pool(pool)
+
+
+async def test_transaction_mode_says_when_the_server_does_not_bound_statements(
+    db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for timeout, warned in ((None, True), (5000, False)):
+        caplog.clear()
+        with PgBouncer(db_dsn, pool_mode="transaction", pool_size=2, statement_timeout_ms=timeout) as pgb:
+            with caplog.at_level(logging.WARNING, logger="sitrep.db"):
+                pool = await create_pool(pgb.dsn, min_size=1, statement_timeout_ms=5000, pgbouncer="transaction")
+            try:
+                async with pool.acquire() as conn:  # unnamed statements only: fine on any server connection
+                    assert await conn.fetchval("SELECT $1::int * 2", 21) == 42
+                    assert await conn.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
+            finally:
+                await close_pool(pool)
+        said = [r.getMessage() for r in caplog.records if "statement_timeout" in r.getMessage()]
+        assert bool(said) is warned, said
+        if warned:
+            assert "connect_query = 'SET statement_timeout = 5000'" in said[0]
