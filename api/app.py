@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, get
 from litestar.datastructures import State
@@ -25,10 +26,12 @@ from api.exports import ExportGate
 from api.head import HeadMiddleware, allow_every_method
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
+from api.routing import RoutingMiddleware
 from api.settings import Settings
 from api.web import WebPlugin
 from db.errors import UNAVAILABLE
 from db.pool import GuardedPool, close_pool, create_pool
+from db.replicas import Replicas
 from schema.app import route_handlers as graphql_routes
 from schema.persisted import persisted_lifespan
 
@@ -39,18 +42,22 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", operation_id="ready", tags=["ops"], summary="Readiness: the database answers")
-async def ready(state: State) -> Response[dict[str, str]]:
+async def ready(state: State) -> Response[dict[str, Any]]:
+    """Ready when the primary answers; with replicas, each one's rotation and lag besides
+    (a replica out of rotation does not make the instance unready: the primary serves reads)."""
     pool: GuardedPool = state.pool
+    replicas: Replicas | None = state.get("replicas")
+    extra = {} if replicas is None else {"replicas": replicas.describe()}
     try:  # a database known down answers at once (the pool's circuit), a frozen one within check_timeout
         async with pool.acquire() as conn:
             await conn.fetchval("SELECT 1", timeout=pool.check_timeout)
     except UNAVAILABLE:
         return Response(
-            {"status": "unavailable", "database": "unreachable"},
+            {"status": "unavailable", "database": "unreachable", **extra},
             status_code=503,
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
-    return Response({"status": "ready", "database": "ok"})
+    return Response({"status": "ready", "database": "ok", **extra})
 
 
 def create_app(settings: Settings, dsn: str) -> Litestar:
@@ -62,9 +69,9 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        def pool(min_size: int, max_size: int) -> Awaitable[GuardedPool]:
+        def pool(min_size: int, max_size: int, url: str = dsn) -> Awaitable[GuardedPool]:
             return create_pool(
-                dsn,
+                url,
                 min_size=min_size,
                 max_size=max_size,
                 statement_timeout_ms=settings.statement_timeout_ms,
@@ -81,9 +88,23 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             settings.export_slots, settings.export_per_caller, metrics.metrics.foreground, settings.export_give_way
         )
         app.state.export_pool = await pool(0, max(1, settings.export_slots))
+        replicas = None
+        if settings.replica_urls:  # reads may go to these (api/routing.py)
+            replicas = Replicas(
+                dsn,
+                settings.replica_urls,
+                pool_factory=lambda url: pool(0, settings.pool_max, url),
+                max_lag=settings.replica_max_lag,
+                wait=settings.replica_wait,
+                check_timeout=settings.db_check_timeout,
+            )
+            await replicas.start()
+        app.state.replicas = replicas
         try:
             yield
         finally:
+            if replicas is not None:
+                await replicas.aclose()
             await close_pool(app.state.export_pool)
             await close_pool(app.state.pool)
 
@@ -115,5 +136,6 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
     inner = app.asgi_handler
     if settings.compression:
         inner = CompressionMiddleware(inner, min_bytes=settings.compress_min_bytes)
-    app.asgi_handler = AuthMiddleware(metrics.wrap(HeadMiddleware(inner)))
+    # read-your-writes: Sitrep-Min-Seq in, Sitrep-Seq out, reads on replicas (api/routing.py)
+    app.asgi_handler = AuthMiddleware(metrics.wrap(RoutingMiddleware(HeadMiddleware(inner), app)))
     return app

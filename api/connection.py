@@ -15,8 +15,8 @@ from typing import Any, cast
 import asyncpg
 from litestar import Request
 
+from api import routing
 from db.errors import UNAVAILABLE, Unavailable
-from db.pool import GuardedPool
 
 ACQUIRE_TIMEOUT = 2.0
 log = logging.getLogger("sitrep.api")
@@ -28,18 +28,29 @@ async def provide_connection(request: Request[Any, Any, Any]) -> AsyncIterator[a
 
 
 @asynccontextmanager
-async def connection(request: Request[Any, Any, Any]) -> AsyncIterator[asyncpg.Connection]:
+async def connection(request: Request[Any, Any, Any], *, primary: bool = False) -> AsyncIterator[asyncpg.Connection]:
     """The same, as a context manager: for the hottest handler, whose dependency resolution
-    (a generator, a cleanup group, an exit stack per request) cost about as much as its query."""
-    pool: GuardedPool = request.app.state.pool
+    (a generator, a cleanup group, an exit stack per request) cost about as much as its query.
+
+    A read may get a replica's connection (api/routing.py); `primary`: never (exports)."""
+    state = request.app.state
+    pool, replica = await routing.read_pool(state, primary=primary)
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
     except UNAVAILABLE as exc:
-        raise Unavailable(f"the database cannot be reached ({type(exc).__name__}); retry shortly") from exc
+        if replica is None:
+            raise Unavailable(f"the database cannot be reached ({type(exc).__name__}); retry shortly") from exc
+        replica.failed(exc)  # that replica cannot serve: the primary can
+        pool, replica = state.pool, None
+        try:
+            conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
+        except UNAVAILABLE as again:
+            raise Unavailable(f"the database cannot be reached ({type(again).__name__}); retry shortly") from again
     try:
         yield cast(asyncpg.Connection, conn)  # a pool proxy: same interface
     except BaseException as exc:
-        pool.failed(exc, conn)  # a connection-level failure opens the pool's circuit (db/pool.py)
+        routing.replica_failed(replica, exc)  # a replica's failure: answer again from the primary
+        pool.failed(exc, conn)  # a connection-level failure opens that pool's circuit (db/pool.py)
         raise
     finally:
         try:

@@ -1,8 +1,10 @@
 """The per-instance live hub: one LISTEN connection, fan-out to bounded subscriber queues.
 
-Each instance LISTENs on `sitrep_changes` over a dedicated connection. A notification only
-wakes the hub; what it delivers is read from the change log (`seq > last seen`), so a
-dropped connection loses nothing: the hub reconnects and catches up from the log. It also
+Each instance LISTENs on `sitrep_changes` over a dedicated connection to the primary (LISTEN
+works nowhere else). A notification only wakes the hub; what it delivers is read from the
+change log (`seq > last seen`), so a dropped connection loses nothing: the hub reconnects
+and catches up from the log. With replicas, the log is read from one that has replayed the
+notified seq (the primary after SITREP_REPLICA_WAIT without one). It also
 reads the log every `poll_interval` seconds in case a notification went astray.
 
 Subscribers (an SSE client, a GraphQL subscription) each get a bounded queue. Delivery
@@ -37,6 +39,7 @@ from db.errors import DATABASE_ERRORS
 from db.filters import EntryFilter
 from db.pool import connect
 from db.refs import Heard, Refs
+from db.replicas import Replicas
 from db.where import matches_sql, resolve_entry_filter
 
 log = logging.getLogger("sitrep.live")
@@ -89,9 +92,12 @@ class Hub:
         queue_size: int = 1000,
         poll_interval: float = 5.0,
         caches: Sequence[Heard] = (),
+        replicas: Replicas | None = None,
     ) -> None:
         self.dsn = dsn
         self.pool = pool
+        self.replicas = replicas  # where the log is read once one has replayed what was notified
+        self.notified_seq = 0  # the highest seq a notification announced
         self.caches = tuple(caches)  # kept by this instance only while it hears every change
         self.queue_size = queue_size
         self.poll_interval = poll_interval
@@ -141,7 +147,9 @@ class Hub:
 
     # ---- the loop ------------------------------------------------------------------------------
 
-    def _notified(self, *_: Any) -> None:
+    def _notified(self, _conn: Any = None, _pid: Any = None, _channel: Any = None, payload: Any = None) -> None:
+        with contextlib.suppress(TypeError, ValueError):
+            self.notified_seq = max(self.notified_seq, int(payload))
         self._wake.set()
 
     async def _run(self) -> None:
@@ -178,6 +186,24 @@ class Hub:
             backoff = min(backoff * 2, 5.0)
 
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
+        """Read and pass on the log after `last_seq`: from a replica that has replayed what was
+        notified (waiting SITREP_REPLICA_WAIT for one at most), else from the primary (`conn`).
+        Either way from `last_seq` on, so every change goes out once and in seq order."""
+        target = self.notified_seq
+        if self.replicas is not None and target > self.last_seq:
+            replica = await self.replicas.choose(target)
+            if replica is not None and replica.pool is not None:
+                try:
+                    async with replica.pool.acquire() as proxy:
+                        replica.log_reads += 1
+                        await self._read_log(proxy)  # type: ignore[arg-type]
+                except DATABASE_ERRORS as exc:
+                    replica.failed(exc)
+                if self.last_seq >= target:
+                    return
+        await self._read_log(conn)
+
+    async def _read_log(self, conn: asyncpg.Connection) -> None:
         while True:
             batch = await changes.list_changes(conn, after=self.last_seq, limit=_BATCH)
             if not batch:
@@ -343,6 +369,7 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
             app.state.pool,
             queue_size=settings.stream_queue,
             caches=(app.state.refs, app.state.entry_cache),
+            replicas=app.state.get("replicas"),
         )
         await hub.start()
         app.state.live = hub

@@ -59,6 +59,57 @@ class Metrics:
             registry=self.registry,
         )
 
+        replica = ["replica"]
+        self.replica_in_rotation = Gauge(
+            "sitrep_db_replica_in_rotation", "1 while reads may use the replica", replica, registry=self.registry
+        )
+        self.replica_lag_bytes = Gauge(
+            "sitrep_db_replica_lag_bytes",
+            "WAL the replica has yet to replay (-1: unknown)",
+            replica,
+            registry=self.registry,
+        )
+        self.replica_lag_seconds = Gauge(
+            "sitrep_db_replica_lag_seconds",
+            "How long the replica has been missing WAL the primary wrote (-1: unknown)",
+            replica,
+            registry=self.registry,
+        )
+        self.replica_seq = Gauge(
+            "sitrep_db_replica_replayed_seq",
+            "The last change seq the replica has replayed",
+            replica,
+            registry=self.registry,
+        )
+        self.replica_reads = Gauge(
+            "sitrep_db_replica_reads",
+            "Request reads routed to the replica since start",
+            replica,
+            registry=self.registry,
+        )
+        self.replica_log_reads = Gauge(
+            "sitrep_db_replica_log_reads",
+            "Reads of the change log by the live hub from the replica since start",
+            replica,
+            registry=self.registry,
+        )
+        self.replica_failures = Gauge(
+            "sitrep_db_replica_failed_reads",
+            "Reads that failed on the replica and were answered by the primary",
+            replica,
+            registry=self.registry,
+        )
+
+    def render_replicas(self, replicas: Any) -> None:
+        for r in replicas.replicas if replicas is not None else ():
+            self.replica_in_rotation.labels(r.name).set(1 if r.in_rotation else 0)
+            self.replica_lag_bytes.labels(r.name).set(-1 if r.lag_bytes is None else r.lag_bytes)
+            self.replica_lag_seconds.labels(r.name).set(-1 if r.lag_seconds is None else r.lag_seconds)
+            self.replica_seq.labels(r.name).set(r.seq)
+            self.replica_reads.labels(r.name).set(r.reads)
+            self.replica_log_reads.labels(r.name).set(r.log_reads)
+            self.replica_failures.labels(r.name).set(r.failures)
+
     def render(self, pool: asyncpg.Pool | None) -> bytes:
         self.in_flight.set(self.foreground.requests)
         self.streams.set(self.foreground.streams)
@@ -135,6 +186,7 @@ class MetricsPlugin(InitPlugin):
         )
         def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
             pool: asyncpg.Pool | None = request.app.state.get("pool")
+            metrics.render_replicas(request.app.state.get("replicas"))
             return Response(metrics.render(pool), media_type=MEDIA_TYPE)
 
         app_config.route_handlers.append(metrics_endpoint)

@@ -46,6 +46,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_max_subscriptions: int = 100  # GraphQL subscriptions open on one WebSocket
     caller_max_subscriptions: int = 500  # ... and for one key (or anonymous address), per instance
     apq_ttl_seconds: int = 86400  # persisted GraphQL documents kept in Redis since last use (schema/persisted.py)
+    # streaming replicas of database_url that reads may use (db/replicas.py, api/routing.py)
+    replica_urls: tuple[str, ...] = ()
+    replica_max_lag: float = 5.0  # seconds behind the primary before a replica leaves rotation
+    replica_wait: float = 0.05  # seconds a read waits for a replica to replay its Sitrep-Min-Seq
 
     @property
     def direct_url(self) -> str | None:
@@ -132,4 +136,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         ws_max_subscriptions=int(env.get("SITREP_WS_MAX_SUBSCRIPTIONS", "100")),
         caller_max_subscriptions=int(env.get("SITREP_KEY_MAX_SUBSCRIPTIONS", "500")),
         apq_ttl_seconds=int(env.get("SITREP_APQ_TTL", "86400")),
+        replica_urls=tuple(u.strip() for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()),
+        replica_max_lag=float(env.get("SITREP_REPLICA_MAX_LAG", "5")),
+        replica_wait=float(env.get("SITREP_REPLICA_WAIT", "0.05")),
     )

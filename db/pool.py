@@ -235,8 +235,11 @@ class GuardedPool(asyncpg.Pool):
         """Work on `conn` failed with `exc`: if the connection is lost, drop it (a graceful release
         would wait on a server that does not answer) and open the circuit."""
         if connection_lost(exc):
-            if conn is not None and not conn.is_closed():
-                conn.terminate()
+            if conn is not None:
+                # a proxy the watchdog already ended says so by raising (it is detached): nothing to do
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    if not conn.is_closed():
+                        conn.terminate()
             self.circuit.trip(self, exc)
 
     async def close(self) -> None:

@@ -14,8 +14,9 @@ page only if the hub has passed on every change up to it (`trusts(seq)`), so a p
 mixes its snapshot with references older than it, whatever the hub's delay. Otherwise, and
 while not live, the references are read from the database for that request. A reference read
 from the database is kept only if nothing was forgotten meanwhile (`generation`), so a read
-that raced a change cannot keep what the hub has just dropped. `max_age` bounds how long
-anything is kept in any case.
+that raced a change cannot keep what the hub has just dropped, nor one whose snapshot is
+older than the changes the hub has passed on (a replica behind the hub: `keep_token`).
+`max_age` bounds how long anything is kept in any case.
 
 Order. Links are listed speakers first, then by name in code-point order (`COLLATE "C"` in
 the SQL that the GraphQL loaders use), then by id: the same in Python and PostgreSQL
@@ -76,6 +77,13 @@ class Heard:
         if self.live and time.monotonic() - self._since > self.max_age:
             self.clear()
         return self.live and seq <= self.seq
+
+    def keep_token(self, seq: int) -> int:
+        """Taken before reading rows for a snapshot that saw changes up to `seq`: what they may be
+        kept under (`generation`), or -1 (never kept) when the snapshot is older than what this
+        cache has heard, as on a replica that has not replayed what the hub read elsewhere: rows
+        from it could be older than a change already heard, and nothing would drop them."""
+        return self.generation if seq >= self.seq else -1
 
     def forget(self, entity: str, entity_id: int) -> None:
         raise NotImplementedError
@@ -140,7 +148,7 @@ class Refs(Heard):
             [i for i in set(sources) if i not in target.sources],
         )
         if any(missing):
-            generation = self.generation
+            generation = self.keep_token(seq)
             found = await _read(conn, *missing)
             if target is self and (generation != self.generation or len(self) >= self.max_size):
                 # something changed while we read, or we are full: use what we read, keep nothing

@@ -14,7 +14,9 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 
+from api import routing
 from api.web import graphiql_html
+from db import changes
 from schema.context import GraphContext, provide_context
 from schema.errors import BAD_USER_INPUT, ApiError, RateLimited
 from schema.execute import Outcome, execute
@@ -94,12 +96,25 @@ async def _run(
         ctx, query, given.variables, given.operationName, allow_mutations=not get_method, charge=charge
     )
     request.state.graphql_cost = outcome.cost
+    if outcome.operation == "mutation" and outcome.body.get("data") is not None:
+        await _answer_seq(ctx, outcome.body)
     if get_method and outcome.operation == "mutation":
         return Response(msgspec.json.encode(outcome.body), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
     response = _respond(outcome.body, cacheable=get_method)
     if ctx.replayed:
         response.headers["Idempotent-Replayed"] = "true"  # as REST says it
     return response
+
+
+async def _answer_seq(ctx: GraphContext, body: dict[str, Any]) -> None:
+    """A mutation answers the change seq its commit reached (`extensions.seq` and the Sitrep-Seq
+    header): a later read sending it back sees the mutation, replica or not (api/routing.py)."""
+    seq = await ctx.db.run(changes.last_seq)
+    extensions = body.get("extensions")
+    body["extensions"] = {**(extensions if isinstance(extensions, dict) else {}), "seq": seq}
+    route = routing.current()
+    if route is not None:
+        route.seq = seq
 
 
 def _json_param(request: Request[Any, Any, Any], name: str) -> Any:

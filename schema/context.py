@@ -17,10 +17,12 @@ import asyncpg
 from litestar import Request
 from strawberry.dataloader import DataLoader
 
+from api import routing
 from db import graph
 from db.errors import UNAVAILABLE, Unavailable
 from db.page import Cursors
 from db.pool import GuardedPool
+from db.replicas import Replica
 
 ACQUIRE_TIMEOUT = 2.0  # seconds: an unreachable database is SERVICE_UNAVAILABLE, never a hang
 
@@ -32,12 +34,19 @@ V = TypeVar("V")
 class Db:
     """A connection borrowed from the pool on first use (or given, in tests) and a lock."""
 
-    def __init__(self, *, pool: asyncpg.Pool | None = None, conn: asyncpg.Connection | None = None) -> None:
+    def __init__(
+        self, *, pool: asyncpg.Pool | None = None, conn: asyncpg.Connection | None = None, state: Any = None
+    ) -> None:
         self._pool = pool
         self._conn: Any = conn  # a Connection, or the pool's proxy of one
         self._owned = False
         self._closed = False
         self._lock = asyncio.Lock()
+        # a query (execute sets `reading`) of an HTTP request may read a replica (api/routing.py)
+        self._state = state
+        self.reading = False
+        self._from: Any = pool  # the pool the connection came from
+        self._replica: Replica | None = None
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         async with self._lock:
@@ -45,21 +54,36 @@ class Db:
                 assert self._pool is not None
                 if self._closed:
                     raise Unavailable("the request has ended")
-                try:
-                    self._conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
-                except UNAVAILABLE as exc:
-                    raise Unavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
-                self._owned = True
+                await self._acquire()
             try:
                 return await fn(self._conn, *args)
             except BaseException as exc:
-                if isinstance(self._pool, GuardedPool):
-                    self._pool.failed(exc, self._conn)  # a connection-level failure opens the circuit (db/pool.py)
+                routing.replica_failed(self._replica, exc)  # the request is answered again from the primary
+                if isinstance(self._from, GuardedPool):
+                    self._from.failed(exc, self._conn)  # a connection-level failure opens the circuit (db/pool.py)
                 raise
 
+    async def _acquire(self) -> None:
+        pool: Any = self._pool
+        if self.reading and self._state is not None:
+            pool, self._replica = await routing.read_pool(self._state)
+        try:
+            self._conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
+        except UNAVAILABLE as exc:
+            if self._replica is None:
+                raise Unavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
+            self._replica.failed(exc)  # that replica cannot serve: the primary can
+            self._replica, pool = None, self._pool
+            try:
+                self._conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
+            except UNAVAILABLE as again:
+                raise Unavailable(f"the database cannot be reached ({type(again).__name__})") from again
+        self._from = pool
+        self._owned = True
+
     async def release(self) -> None:
-        if self._owned and self._conn is not None and self._pool is not None:
-            await self._pool.release(self._conn)
+        if self._owned and self._conn is not None and self._from is not None:
+            await self._from.release(self._conn)
         self._conn = None
         self._owned = False
 
@@ -117,7 +141,7 @@ def cursors_of(state: Any) -> Cursors:
 async def provide_context(request: Request[Any, Any, Any]) -> AsyncIterator[GraphContext]:
     """A Litestar dependency: the request's context, its connection given back afterwards."""
     ctx = GraphContext(
-        Db(pool=request.app.state.pool),
+        Db(pool=request.app.state.pool, state=request.app.state),
         cursors_of(request.app.state),
         caller=getattr(request.state, "caller", None),
         request=request,

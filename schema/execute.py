@@ -128,6 +128,7 @@ async def execute(
     if charge is not None and (refused := await charge(cost)) is not None:
         error = GraphQLError(refused.message, operation, original_error=refused)
         return Outcome(body=_errors([error]), operation=kind.value)
+    ctx.db.reading = kind == OperationType.QUERY  # a query may read a replica (api/routing.py)
     if use_fast and kind == OperationType.QUERY:
         body = await fast.execute(schema, operation, fragments, coerced, ctx)
         if body is not None:

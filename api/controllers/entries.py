@@ -74,8 +74,10 @@ async def list_entries(
     if whole and fmt is formats.Format.JSON:
         query.fail("all", "JSON answers pages; ask for format=ndjson, csv or geojson to stream the whole result")
     query.done()
-    async with connection(request) as conn:  # not a dependency: see api/connection.py
-        if fmt is formats.Format.NDJSON or whole:  # the whole result, streamed: no page
+    export = fmt is formats.Format.NDJSON or whole
+    # not a dependency: see api/connection.py; an export reads the primary (its chunks do too)
+    async with connection(request, primary=export) as conn:
+        if export:  # the whole result, streamed: no page
             state = request.app.state
             ticket = state.exports.take(export_caller(request))
             stream = await formats.export_entries(conn, state.export_pool, flt, order, ticket, fmt)
@@ -98,7 +100,7 @@ async def _json_page(
     parts = [cache.get(key) if trusted else None for key in found.rows]
     missing = [key.id for key, part in zip(found.rows, parts, strict=True) if part is None]
     if missing:
-        generation = cache.generation
+        generation = cache.keep_token(seq)  # a snapshot older than the cache's news keeps nothing
         fresh = cache.render(await entries.linked_by_ids(conn, request.app.state.refs, missing), generation)
         # an entry deleted since the page was read is left out
         parts = [part if part is not None else fresh.get(key.id) for key, part in zip(found.rows, parts, strict=True)]

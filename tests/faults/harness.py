@@ -99,6 +99,31 @@ class Postgres:
                 "fsync = off\nfull_page_writes = off\nmax_connections = 100\n"
             )
 
+    def allow_replication(self) -> None:
+        """Before start: let standbys stream from this cluster (initdb's pg_hba already trusts
+        replication from 127.0.0.1) and keep enough WAL for one that was stopped for a while."""
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write("wal_level = replica\nmax_wal_senders = 10\nwal_keep_size = '256MB'\nhot_standby = on\n")
+
+    def standby(self, folder: Path) -> Postgres:
+        """A streaming standby of this (running) cluster: pg_basebackup -R into a folder of its
+        own, on a port of its own; start it with `start()`."""
+        replica = Postgres(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if replica.user is not None:
+            record = pwd.getpwnam(replica.user)
+            os.chown(folder, record.pw_uid, record.pw_gid)
+        replica._run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D", str(replica.data),
+            "-R", "-X", "stream", "--checkpoint=fast", "--no-sync",
+        )  # fmt: skip
+        with (replica.data / "postgresql.conf").open("a") as conf:  # later lines win over the primary's
+            conf.write(
+                f"port = {replica.port}\nunix_socket_directories = '{folder}'\nhot_standby_feedback = on\n"
+                "max_standby_streaming_delay = 1s\n"
+            )
+        return replica
+
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w", "-t", "30", "start")
 
@@ -267,6 +292,13 @@ class Services:
         self.postgres = Postgres(self.folder / "pg")
         self.redis = Redis(self.folder)
         self.instances: list[Instance] = []
+        self.standbys: list[Postgres] = []
+
+    def add_standby(self) -> Postgres:
+        """A streaming standby of `postgres` (which must allow replication and run)."""
+        standby = self.postgres.standby(self.folder / f"standby{len(self.standbys)}")
+        self.standbys.append(standby)
+        return standby
 
     def add_instance(self, name: str, env: dict[str, str]) -> Instance:
         instance = Instance(name, self.folder / "instances", env)
@@ -279,6 +311,9 @@ class Services:
                 instance.close()
         with contextlib.suppress(Exception):
             self.redis.stop()
+        for standby in self.standbys:
+            with contextlib.suppress(Exception):
+                standby.close()
         with contextlib.suppress(Exception):
             self.postgres.close()
         shutil.rmtree(self.folder, ignore_errors=True)
