@@ -79,7 +79,8 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
                 acquire_timeout=settings.db_acquire_timeout,
                 check_timeout=settings.db_check_timeout,
                 pgbouncer=settings.pgbouncer,
-                direct_dsn=direct,
+                # the watchdog pings the server itself: the primary for its pools, a replica for its own
+                direct_dsn=direct if url == dsn else url,
             )
 
         app.state.pool = await pool(settings.pool_min, settings.pool_max)
@@ -91,7 +92,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         replicas = None
         if settings.replica_urls:  # reads may go to these (api/routing.py)
             replicas = Replicas(
-                dsn,
+                direct,  # its monitor polls the primary's WAL position: never through a transaction pooler
                 settings.replica_urls,
                 pool_factory=lambda url: pool(0, settings.pool_max, url),
                 max_lag=settings.replica_max_lag,
