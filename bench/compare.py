@@ -427,12 +427,14 @@ def check_rest(servers: dict[str, Server], workloads: list[Workload], sample: in
                     raise RuntimeError(f"{w.name} {path}: the servers' pages differ ({', '.join(names)})")
 
 
-def _gql_summary(server: str, body: dict[str, Any]) -> list[tuple[int, int, int, int]]:
+def _gql_summary(workload: str, server: str, body: dict[str, Any]) -> list[tuple[int, int, int, int]]:
+    """(entry id, actors, locations, sources) per entry: bench/graphql.py's for its queries."""
+    if workload.startswith("GraphQL "):
+        return list(gql.summary(workload.removeprefix("GraphQL "), server.removesuffix("-nocache"), body))
     if body.get("errors") or not body.get("data"):
         raise RuntimeError(f"{server} answered errors: {json.dumps(body)[:600]}")
     data = body["data"]
     if "blogBySlug" in data:
-        nodes = data["blogBySlug"]["entriesByBlogId"]["nodes"]
         return [
             (
                 int(n["rowId"]),
@@ -440,15 +442,11 @@ def _gql_summary(server: str, body: dict[str, Any]) -> list[tuple[int, int, int,
                 len(n["locationsByEntryLocationEntryIdAndLocationId"]["nodes"]),
                 len(n["sourcesByEntrySourceEntryIdAndSourceId"]["nodes"]),
             )
-            for n in nodes
+            for n in data["blogBySlug"]["entriesByBlogId"]["nodes"]
         ]
-    if "entries" in data:
-        return [
-            (n["databaseId"], len(n["actors"]), len(n["locations"]), len(n["sources"]))
-            for n in data["entries"]["nodes"]
-        ]
-    q = "Q2" if "allEntries" in data else "Q3"
-    return list(gql.summary(q, server, body))
+    return [
+        (n["databaseId"], len(n["actors"]), len(n["locations"]), len(n["sources"])) for n in data["entries"]["nodes"]
+    ]
 
 
 def check_graphql(servers: dict[str, Server], workloads: list[Workload], sample: int = 3) -> None:
@@ -465,7 +463,7 @@ def check_graphql(servers: dict[str, Server], workloads: list[Workload], sample:
                         headers={"content-type": "application/json"},
                     )
                     r.raise_for_status()
-                    got[name] = _gql_summary(name, r.json())
+                    got[name] = _gql_summary(w.name, name, r.json())
                 if any(v != got[names[0]] for v in got.values()) or not got[names[0]]:
                     raise RuntimeError(f"{w.name}: the GraphQL servers disagree: {got}")
 
@@ -702,6 +700,8 @@ def run_servers(dsn: str, args: argparse.Namespace, mixed: bool, label: str = ""
         check_rest(servers, [w for w in workloads if w.kind == "rest"])
         check_graphql(servers, [w for w in workloads if w.kind == "graphql"])
         print(f"{label}answers agree ({', '.join(servers)})", flush=True)
+        if args.check_only:
+            sys.exit(0)
         runs = measure(servers, workloads, args, label)
     return workloads, runs, total
 
@@ -720,6 +720,7 @@ def main() -> int:
     parser.add_argument("--filter-timeout", type=float, default=5, help="seconds at most per filter call (--sizes)")
     parser.add_argument("--filter-runs", type=int, default=20, help="sequential calls per filter cell (--sizes)")
     parser.add_argument("--servers", default=",".join(ALL_SERVERS))
+    parser.add_argument("--check-only", action="store_true", help="compare the servers' answers and stop")
     parser.add_argument("--no-write", action="store_true", help="print, but leave bench/RESULTS.md alone")
     parser.add_argument("--out", type=Path, help="every run as JSON")
     args = parser.parse_args()
