@@ -33,6 +33,7 @@ from db.errors import UNAVAILABLE
 from db.pool import GuardedPool, close_pool, create_pool
 from db.replicas import Replicas
 from schema.app import route_handlers as graphql_routes
+from schema.persisted import persisted_lifespan
 
 
 @get("/health", operation_id="health", tags=["ops"], summary="Liveness: the process answers")
@@ -63,6 +64,8 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
     """The app for one process; `dsn` is the resolved database (a URL or the embedded one)."""
 
     metrics = MetricsPlugin()
+    # LISTEN (the live hub, the key cache) and the watchdog's ping need the server itself, not a pooler
+    direct = settings.database_direct_url or dsn
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -75,6 +78,9 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
                 connect_timeout=settings.db_connect_timeout,
                 acquire_timeout=settings.db_acquire_timeout,
                 check_timeout=settings.db_check_timeout,
+                pgbouncer=settings.pgbouncer,
+                # the watchdog pings the server itself: the primary for its pools, a replica for its own
+                direct_dsn=direct if url == dsn else url,
             )
 
         app.state.pool = await pool(settings.pool_min, settings.pool_max)
@@ -86,7 +92,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         replicas = None
         if settings.replica_urls:  # reads may go to these (api/routing.py)
             replicas = Replicas(
-                dsn,
+                direct,  # its monitor polls the primary's WAL position: never through a transaction pooler
                 settings.replica_urls,
                 pool_factory=lambda url: pool(0, settings.pool_max, url),
                 max_lag=settings.replica_max_lag,
@@ -117,7 +123,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             create_stream_token,
             *graphql_routes(),
         ],
-        lifespan=[lifespan, auth_lifespan(settings, dsn), live_lifespan(dsn)],
+        lifespan=[lifespan, auth_lifespan(settings, direct), live_lifespan(direct), persisted_lifespan(settings)],
         exception_handlers={**exception_handlers(), AuthError: auth_error_handler},
         state=State({"settings": settings, "foreground": metrics.metrics.foreground}),
         openapi_config=openapi_config(),

@@ -31,9 +31,11 @@ class CliError(click.ClickException):
 
 @contextmanager
 def database(settings: Settings) -> Iterator[str]:
-    """Yield a DSN: DATABASE_URL, or the embedded server (started for as long as we run)."""
-    if settings.database_url:
-        yield settings.database_url
+    """Yield a DSN: DATABASE_DIRECT_URL or DATABASE_URL (the CLI's work and migrations take
+    session advisory locks and run long transactions: never through a transaction pooler),
+    or the embedded server (started for as long as we run)."""
+    if settings.direct_url:
+        yield settings.direct_url
         return
     from db import embedded
 
@@ -140,8 +142,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     except serving.BindError as exc:
         raise CliError(str(exc)) from exc
     with sock, database(settings) as dsn:
-        os.environ["DATABASE_URL"] = dsn
         if not settings.database_url:
+            os.environ["DATABASE_URL"] = dsn  # the embedded server, for the app's processes
             from db import embedded
 
             say(f"embedded PostgreSQL in {settings.data_dir}; its log: {embedded.log_path(settings.data_dir)}")

@@ -11,6 +11,11 @@ import msgspec
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
+    # a direct connection to the primary for what a pooler cannot carry: LISTEN (live hub, key
+    # cache), migrations and the CLI, the pool watchdog's ping; None: database_url
+    database_direct_url: str | None = None
+    # what sits between the pool and PostgreSQL (db/pool.py): off, session or transaction
+    pgbouncer: str = "off"
     data_dir: Path = Path.home() / ".local" / "share" / "sitrep"
     secret: str = ""
     redis_url: str | None = None
@@ -40,10 +45,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_timeout_seconds: int = 10  # `sitrep serve`: how long SIGTERM waits for requests to finish
     ws_max_subscriptions: int = 100  # GraphQL subscriptions open on one WebSocket
     caller_max_subscriptions: int = 500  # ... and for one key (or anonymous address), per instance
+    apq_ttl_seconds: int = 86400  # persisted GraphQL documents kept in Redis since last use (schema/persisted.py)
     # streaming replicas of database_url that reads may use (db/replicas.py, api/routing.py)
     replica_urls: tuple[str, ...] = ()
     replica_max_lag: float = 5.0  # seconds behind the primary before a replica leaves rotation
     replica_wait: float = 0.05  # seconds a read waits for a replica to replay its Sitrep-Min-Seq
+
+    @property
+    def direct_url(self) -> str | None:
+        return self.database_direct_url or self.database_url
 
 
 def _bool(value: str) -> bool:
@@ -75,12 +85,29 @@ def _secret(data_dir: Path, given: str | None) -> str:
     return value
 
 
+PGBOUNCER_MODES = ("off", "session", "transaction")
+
+
+def _pgbouncer(value: str) -> str:
+    mode = value.strip().lower() or "off"
+    if mode == "statement":
+        raise ValueError(
+            "SITREP_PGBOUNCER=statement is not supported: sitrep runs multi-statement transactions"
+            " (pages read in one snapshot, writes); use pool_mode = transaction"
+        )
+    if mode not in PGBOUNCER_MODES:
+        raise ValueError(f"SITREP_PGBOUNCER must be one of {', '.join(PGBOUNCER_MODES)}, got {value!r}")
+    return mode
+
+
 def from_env(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     data_dir = _data_dir(env)
     origins = tuple(o.strip() for o in env.get("SITREP_CORS_ORIGINS", "").split(",") if o.strip())
     return Settings(
         database_url=env.get("DATABASE_URL") or None,
+        database_direct_url=env.get("DATABASE_DIRECT_URL") or None,
+        pgbouncer=_pgbouncer(env.get("SITREP_PGBOUNCER", "off")),
         data_dir=data_dir,
         secret=_secret(data_dir, env.get("SITREP_SECRET")),
         redis_url=env.get("REDIS_URL") or None,
@@ -108,6 +135,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         shutdown_timeout_seconds=int(env.get("SITREP_SHUTDOWN_TIMEOUT", "10")),
         ws_max_subscriptions=int(env.get("SITREP_WS_MAX_SUBSCRIPTIONS", "100")),
         caller_max_subscriptions=int(env.get("SITREP_KEY_MAX_SUBSCRIPTIONS", "500")),
+        apq_ttl_seconds=int(env.get("SITREP_APQ_TTL", "86400")),
         replica_urls=tuple(u.strip() for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()),
         replica_max_lag=float(env.get("SITREP_REPLICA_MAX_LAG", "5")),
         replica_wait=float(env.get("SITREP_REPLICA_WAIT", "0.05")),

@@ -8,9 +8,10 @@ readers (one keep-alive connection each) ask, one request after another, for the
 entries of a random blog. Each round has two phases of --seconds each:
 
   alone         the eight readers only
-  with exports  the same readers while ten exporters each stream the whole table
-                (format=ndjson, csv, geojson in turn) as fast as they can read; an exporter
-                refused (429 or 503) waits the Retry-After it was given, then asks again
+  with exports  the same readers while ten exporters, in a process of their own on raw
+                sockets, each stream the whole table (format=ndjson, csv, geojson in turn,
+                all=true) as fast as they can read; an exporter refused (429 or 503) waits the
+                Retry-After it was given, then asks again
 
 For each phase: the readers' requests/s, p50 and p99 latency, and every status they got; the
 exporters' statuses, rows streamed and the server's RSS (with its children) at its peak.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -38,7 +40,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rest import machine, server
 
-FORMATS = ("ndjson",)  # the whole-result stream; CSV and GeoJSON answer a page, like JSON
+FORMATS = ("ndjson", "csv", "geojson")  # each with all=true: the whole result
 
 
 async def blog_slugs(dsn: str) -> list[str]:
@@ -61,43 +63,75 @@ async def reader(base: str, blogs: list[str], until: float, rng: random.Random) 
     return times, codes
 
 
-async def exporter(base: str, n: int, until: float) -> tuple[Counter[int], int]:
+async def exporter(host: str, port: int, n: int, until: float) -> tuple[Counter[int], int]:
+    """One exporter on a raw socket: reads and discards the stream, counting lines (no HTTP client
+    library: its parsing would take CPU from the readers this measures)."""
     codes: Counter[int] = Counter()
     rows = 0
     fmt = FORMATS[n % len(FORMATS)]
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        while time.monotonic() < until:
-            async with http.stream("GET", "/v1/entries", params={"format": fmt}) as response:
-                codes[response.status_code] += 1
-                if response.status_code != 200:
-                    await response.aread()
-                    wait = float(response.headers.get("retry-after", "1"))
-                    await asyncio.sleep(max(0.0, min(wait, until - time.monotonic())))
-                    continue
-                async for chunk in response.aiter_raw(1 << 16):
-                    rows += chunk.count(b"\n")
-                    if time.monotonic() >= until:
-                        break
+    request = f"GET /v1/entries?format={fmt}&all=true HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    while time.monotonic() < until:
+        reader_, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        try:
+            writer.write(request.encode())
+            head = await reader_.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            codes[status] += 1
+            if status != 200:
+                retry = next(
+                    (
+                        line.split(b":", 1)[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"retry-after:")
+                    ),
+                    b"1",
+                )
+                await asyncio.sleep(max(0.0, min(float(retry), until - time.monotonic())))
+                continue
+            while time.monotonic() < until and (chunk := await reader_.read(1 << 16)):
+                rows += chunk.count(b"\n")
+        finally:
+            writer.close()
     return codes, rows
 
 
-async def phase(base: str, blogs: list[str], seconds: float, exports: int, seed: int) -> dict[str, Any]:
+def exporters_process(base: str, exports: int, seconds: float, out: Any) -> None:
+    """The exporters, in a process of their own."""
+    host, port = base.removeprefix("http://").split(":")
     until = time.monotonic() + seconds
+
+    async def run() -> list[tuple[Counter[int], int]]:
+        return await asyncio.gather(*(exporter(host, int(port), n, until) for n in range(exports)))
+
+    results = asyncio.run(run())
+    codes: Counter[int] = Counter()
+    for c, _ in results:
+        codes.update(c)
+    out.send((dict(codes), sum(n for _, n in results)))
+
+
+async def phase(base: str, blogs: list[str], seconds: float, exports: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    readers = [reader(base, blogs, until, random.Random(rng.random())) for _ in range(8)]
-    exporters = [exporter(base, n, until) for n in range(exports)]
-    started = time.perf_counter()
-    results = await asyncio.gather(*readers, *exporters)
-    elapsed = time.perf_counter() - started
-    times = sorted(t for ts, _ in results[:8] for t in ts)
-    reader_codes: Counter[int] = Counter()
-    for _, codes in results[:8]:
-        reader_codes.update(codes)
-    export_codes: Counter[int] = Counter()
+    export_codes: dict[int, int] = {}
     rows = 0
-    for codes, n in results[8:]:
-        export_codes.update(codes)
-        rows += n
+    process = None
+    if exports:
+        receive, send = multiprocessing.Pipe(duplex=False)
+        process = multiprocessing.Process(target=exporters_process, args=(base, exports, seconds + 0.5, send))
+        process.start()
+        await asyncio.sleep(0.5)  # the exports are under way before the readers start
+    until = time.monotonic() + seconds
+    readers = [reader(base, blogs, until, random.Random(rng.random())) for _ in range(8)]
+    started = time.perf_counter()
+    results = await asyncio.gather(*readers)
+    elapsed = time.perf_counter() - started
+    if process is not None:
+        export_codes, rows = await asyncio.to_thread(receive.recv)
+        process.join()
+    times = sorted(t for ts, _ in results for t in ts)
+    reader_codes: Counter[int] = Counter()
+    for _, codes in results:
+        reader_codes.update(codes)
     return {
         "reader_rps": round(len(times) / elapsed, 1),
         "reader_p50_ms": round(1000 * statistics.median(times), 1),

@@ -61,7 +61,8 @@ async def cases(conn: asyncpg.Connection) -> list[Case]:
     newest = await conn.fetchval("SELECT max(published_at) FROM entries")
     updated = await conn.fetchval("SELECT max(updated_at) FROM entries")
     deep = await conn.fetchrow(
-        "SELECT published_at, id FROM entries ORDER BY published_at DESC, id DESC OFFSET 500000 LIMIT 1"
+        "SELECT published_at, id FROM entries ORDER BY published_at DESC, id DESC"
+        " OFFSET least(500000, (SELECT count(*) / 2 FROM entries)) LIMIT 1"  # half a smaller table
     )
     month = (newest - timedelta(days=45), newest - timedelta(days=15))
     hour_ago = newest - timedelta(hours=1)

@@ -5,6 +5,12 @@ cannot hold the result in memory. `iter_entries` reads the rows in chunks throug
 inside one read-only repeatable-read transaction (one consistent snapshot however long the
 export takes) and reads each chunk's entries with their links as a cache miss of a page does
 (`entries.linked_by_ids`, in the same snapshot).
+
+The cursor is SQL's own (DECLARE, then FETCH), not asyncpg's: asyncpg binds its cursors to a
+named prepared statement that it closes lazily, on whatever server connection the next query
+gets, which behind PgBouncer in transaction mode is not the one it was prepared on. DECLARE
+plans its query with the bound values (a custom plan, whatever the statement cache does), for
+the whole result (`cursor_tuple_fraction = 1`, as a protocol-level cursor is planned).
 """
 
 from __future__ import annotations
@@ -48,9 +54,14 @@ async def iter_entries(
     async with where.read_snapshot(conn, custom_plan=where.needs_custom_plan(filter)):
         resolved = await where.resolve_entry_filter(conn, filter)
         sql, values = export_entries_sql(resolved, sort)
-        cursor = await conn.cursor(sql, *values)
+        await conn.execute("SET LOCAL cursor_tuple_fraction = 1")
+        # one name (one cached FETCH statement): one export at a time in a transaction
+        await conn.execute(f"DECLARE sitrep_export NO SCROLL CURSOR FOR {sql}", *values)
+        fetch = f"FETCH FORWARD {int(chunk)} FROM sitrep_export"
         refs = Refs()  # not kept between chunks: each reads the references it needs
-        while records := await cursor.fetch(chunk):
+        while records := await conn.fetch(fetch):
             ids = [r["id"] for r in records]
             found = await linked_by_ids(conn, refs, ids)
             yield [found[i] for i in ids]  # all there: the same snapshot
+            if len(records) < chunk:
+                break

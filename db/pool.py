@@ -14,6 +14,18 @@ server on a connection of its own, bounded by PING_TIMEOUT; if the ping gets no 
 circuit opens and every connection out of the pool is ended, so the requests waiting on them
 fail at once (503) instead of waiting out the freeze. A slow query with a server that answers
 costs nothing but the ping.
+
+Behind PgBouncer (`pgbouncer`, SITREP_PGBOUNCER): a server connection is this pool's only for
+a transaction (`transaction` mode) or for a client connection's life (`session`). PgBouncer
+refuses startup parameters it does not know, so `statement_timeout` is not sent as one: in
+session mode each connection SETs it once; in transaction mode no session state survives a
+transaction, so the server must hold it (PgBouncer's `connect_query` on the database entry, or
+`ALTER ROLE ... SET statement_timeout`) and the pool says at startup when it does not. In
+transaction mode PgBouncer 1.18 (Debian's) cannot carry named prepared statements either, so
+the pool runs with asyncpg's statement cache off: every statement is unnamed, parsed and planned
+with its values each time (what `db/where.needs_custom_plan` asks for comes for free). The
+watchdog pings the server on `direct_dsn` (not through the pooler, whose queue could make a busy
+but healthy server look frozen); the circuit's probe goes the pool's own way.
 """
 
 from __future__ import annotations
@@ -86,8 +98,10 @@ def connection_lost(exc: BaseException) -> bool:
 class Circuit:
     """Whether the database is known down, and the probe that finds it back (see the module doc)."""
 
-    def __init__(self, dsn: str, probe_timeout: float) -> None:
+    def __init__(self, dsn: str, probe_timeout: float, *, direct_dsn: str | None = None, **connect: Any) -> None:
         self.dsn = dsn
+        self.direct_dsn = direct_dsn or dsn  # the watchdog's ping: the server itself, not a pooler
+        self.connect = connect  # what connecting the pool's way needs (statement cache off behind PgBouncer)
         self.probe_timeout = probe_timeout
         self.down = False
         self.opened = 0  # times the circuit opened (for metrics and tests)
@@ -110,7 +124,7 @@ class Circuit:
         while True:
             await asyncio.sleep(PROBE_EVERY)
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=self.probe_timeout)
+                conn = await asyncpg.connect(self.dsn, timeout=self.probe_timeout, **self.connect)
                 try:
                     await conn.fetchval("SELECT 1", timeout=self.probe_timeout)
                 finally:
@@ -208,7 +222,7 @@ class GuardedPool(asyncpg.Pool):
         try:
             async with asyncio.timeout(PING_TIMEOUT):
                 if self._ping is None or self._ping.is_closed():
-                    self._ping = await asyncpg.connect(self.circuit.dsn)
+                    self._ping = await asyncpg.connect(self.circuit.direct_dsn)
                 await self._ping.fetchval("SELECT 1")
         except DATABASE_ERRORS:
             if self._ping is not None:
@@ -248,7 +262,26 @@ async def create_pool(
     connect_timeout: float = 2.0,
     acquire_timeout: float = 2.0,
     check_timeout: float = 1.0,
+    pgbouncer: str = "off",
+    direct_dsn: str | None = None,
 ) -> GuardedPool:
+    """The request pool on `dsn`; `pgbouncer` says what sits in front of PostgreSQL (module doc)."""
+    server_settings = {"application_name": "sitrep"}
+    init = init_connection
+    connect: dict[str, Any] = {}
+    if pgbouncer == "off":
+        server_settings["statement_timeout"] = str(statement_timeout_ms)
+    elif pgbouncer == "session":
+
+        async def init_session(conn: asyncpg.Connection) -> None:
+            await init_connection(conn)
+            await conn.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+
+        init = init_session
+    elif pgbouncer == "transaction":
+        connect["statement_cache_size"] = 0
+    else:
+        raise ValueError(f"pgbouncer must be off, session or transaction, not {pgbouncer!r}")
     pool = GuardedPool(
         dsn,
         connection_class=asyncpg.Connection,
@@ -258,16 +291,14 @@ async def create_pool(
         max_queries=50000,
         max_inactive_connection_lifetime=300.0,
         loop=None,
-        init=init_connection,
+        init=init,
         reset=keep_session,
         timeout=connect_timeout,
         command_timeout=statement_timeout_ms / 1000 + 1,
-        server_settings={
-            "statement_timeout": str(statement_timeout_ms),
-            "application_name": "sitrep",
-        },
+        server_settings=server_settings,
+        **connect,
     )
-    pool.circuit = Circuit(dsn, check_timeout)
+    pool.circuit = Circuit(dsn, check_timeout, direct_dsn=direct_dsn, **connect)
     pool.acquire_timeout = acquire_timeout
     pool.check_timeout = check_timeout
     pool.held = {}
@@ -277,7 +308,30 @@ async def create_pool(
     pool._ping = None
     await pool
     pool.watch()
+    if pgbouncer == "transaction":
+        await _check_statement_timeout(pool, statement_timeout_ms)
     return pool
+
+
+async def _check_statement_timeout(pool: GuardedPool, statement_timeout_ms: int) -> None:
+    """Transaction mode: say so when the server does not bound statements as SITREP_STATEMENT_TIMEOUT_MS asks."""
+    try:
+        async with pool.acquire() as conn:
+            held = await conn.fetchval(
+                "SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'", timeout=pool.check_timeout
+            )
+    except DATABASE_ERRORS:
+        return  # the database is not there yet: requests will say so
+    if not held or held > statement_timeout_ms:
+        log.warning(
+            "behind PgBouncer in transaction mode the server's statement_timeout is %s ms, not %d:"
+            " set it on PgBouncer's database entry (connect_query = 'SET statement_timeout = %d')"
+            " or on the role (ALTER ROLE ... SET statement_timeout = %d)",
+            held,
+            statement_timeout_ms,
+            statement_timeout_ms,
+            statement_timeout_ms,
+        )
 
 
 CLOSE_SECONDS = 10.0

@@ -6,9 +6,7 @@ job (api/caching.py); this controller only marks answers with errors as not to b
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-from collections import OrderedDict
 from typing import Any
 
 import msgspec
@@ -22,31 +20,12 @@ from db import changes
 from schema.context import GraphContext, provide_context
 from schema.errors import BAD_USER_INPUT, ApiError, RateLimited
 from schema.execute import Outcome, execute
+from schema.persisted import PersistedQueries, document_hash
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # Apollo's APQ protocol expects this code
-_APQ_MAX = 5000
 _JSON = "application/json"
 Context = NamedDependency[GraphContext]
 DEPENDENCIES = {"ctx": Provide(provide_context)}
-
-
-class PersistedQueries:
-    """sha256 → query text, per process (clients re-register after a miss, as the protocol allows)."""
-
-    def __init__(self, size: int = _APQ_MAX) -> None:
-        self._size = size
-        self._queries: OrderedDict[str, str] = OrderedDict()
-
-    def get(self, sha: str) -> str | None:
-        query = self._queries.get(sha)
-        if query is not None:
-            self._queries.move_to_end(sha)
-        return query
-
-    def put(self, sha: str, query: str) -> None:
-        self._queries[sha] = query
-        if len(self._queries) > self._size:
-            self._queries.popitem(last=False)
 
 
 class GraphRequest(msgspec.Struct, kw_only=True):
@@ -68,12 +47,12 @@ def _respond(body: dict[str, Any], status: int = 200, *, cacheable: bool = False
 def _persisted(request: Request[Any, Any, Any]) -> PersistedQueries:
     state = request.app.state
     found: PersistedQueries | None = state.get("graphql_apq")
-    if found is None:
+    if found is None:  # an app without schema.persisted's lifespan: documents in process only
         found = state.graphql_apq = PersistedQueries()
     return found
 
 
-def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | dict[str, Any]:
+async def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | dict[str, Any]:
     """The query text, or the error body to answer (APQ: not found, hash mismatch)."""
     persisted = (given.extensions or {}).get("persistedQuery")
     if not isinstance(persisted, dict):
@@ -82,20 +61,20 @@ def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | dict[str
     if persisted.get("version") != 1 or not isinstance(sha, str):
         return _error("persistedQuery: only version 1 with a sha256Hash is supported")
     if given.query is None:
-        found = apq.get(sha)
+        found = await apq.get(sha)
         if found is None:
             return _error("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
         return found
-    if hashlib.sha256(given.query.encode()).hexdigest() != sha:
+    if document_hash(given.query) != sha:
         return _error("persistedQuery: sha256Hash does not match the query")
-    apq.put(sha, given.query)
+    await apq.put(sha, given.query)
     return given.query
 
 
 async def _run(
     request: Request[Any, Any, Any], ctx: GraphContext, given: GraphRequest, *, get_method: bool
 ) -> Response[bytes]:
-    query = _resolve_query(given, _persisted(request))
+    query = await _resolve_query(given, _persisted(request))
     if isinstance(query, dict):
         return _respond(query)
 
