@@ -375,7 +375,9 @@ def main() -> None:
                     base, pid = running[s]
                     r = run_wrk(base, pid, urls[w], args.seconds, args.connections)
                     results[s][w].append(r)
-                    print(f"round {n} {w:5} {s:9} {r['rps']:7.0f} req/s {r['cpu_ms']:5.2f} ms CPU/req load {r['load1']:.2f}")
+                    print(
+                        f"round {n} {w:5} {s:9} {r['rps']:7.0f} req/s {r['cpu_ms']:5.2f} ms CPU/req load {r['load1']:.2f}"
+                    )
         for s in servers:
             rss[s] = rss_mib(running[s][1])
     print(f"\n{'workload':8} " + " ".join(f"{s:>18}" for s in servers) + "   (median CPU ms/req, req/s)")
