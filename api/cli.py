@@ -141,6 +141,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         raise CliError(str(exc)) from exc
     with sock, database(settings) as dsn:
         os.environ["DATABASE_URL"] = dsn
+        os.environ["SITREP_WORKERS"] = str(workers)  # the processes share the instance's entry cache budget
         if not settings.database_url:
             from db import embedded
 

@@ -94,18 +94,18 @@ async def _json_page(
     nearly all of them, else the page with its links in one statement (api/entry_cache.py).
     The ETag is the caching middleware's, from the body's bytes, the same either way."""
     cache: EntryCache = request.app.state.entry_cache
-    if not cache.enabled:
-        found = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
-        info = page_info(request, found, page.limit, sort=order, filter=flt)
-        return list_response(request, _encode(EntryList(data=found.rows, page=info)), info)
-    if cache.keys_first:
+    if cache.enabled and cache.keys_first:
         return await _json_page_keys_first(request, conn, cache, flt, order, page)
     generation = cache.generation
-    linked = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
-    cache.count(len(linked.rows), sum(1 for entry in linked.rows if cache.get(entry) is not None))
-    rendered = cache.render({entry.id: entry for entry in linked.rows}, generation)
-    info = page_info(request, linked, page.limit, sort=order, filter=flt)
-    body = b",".join(rendered[entry.id].body for entry in linked.rows)
+    found = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
+    info = page_info(request, found, page.limit, sort=order, filter=flt)
+    if not cache.enabled:
+        return list_response(request, _encode(EntryList(data=found.rows, page=info)), info)
+    cache.count(len(found.rows), sum(1 for entry in found.rows if cache.get(entry) is not None))
+    if not cache.fills():
+        return list_response(request, _encode(EntryList(data=found.rows, page=info)), info)
+    rendered = cache.render({entry.id: entry for entry in found.rows}, generation)
+    body = b",".join(rendered[entry.id].body for entry in found.rows)
     return list_response(request, b'{"data":[' + body + b'],"page":' + _encode(info) + b"}", info)
 
 
