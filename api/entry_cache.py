@@ -127,7 +127,9 @@ class EntryCache(Heard):
         room or at least half of a page's entries are found here, else one in FILL_EVERY (enough
         to see the rate rise when the traffic narrows, without paying on every page while it cannot)."""
         self._pages += 1
-        return self.size < self.max_bytes or self._found * 2 >= self._looked or self._pages % FILL_EVERY == 0
+        # room: under 7/8 full (eviction keeps a full cache just under its bound, not 1/8 below)
+        room = self.size * 8 < self.max_bytes * 7
+        return room or self._found * 2 >= self._looked or self._pages % FILL_EVERY == 0
 
     def count(self, looked: int, found: int) -> None:
         """A page looked up `looked` entries here and found `found` (or would have: a page read in
