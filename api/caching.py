@@ -1,6 +1,6 @@
 """HTTP caching for reads: an ETag on every GET, `If-None-Match` answered with 304, Cache-Control.
 
-The ETag is *strong*: a hash (SHA-256, cut to 128 bits) of the exact body bytes sent, so two
+The ETag is *strong*: a 128-bit hash (XXH3-128) of the exact body bytes sent, so two
 responses share a tag only when they are byte-identical (a different `format=` or `Accept`
 gives different bytes, hence a different tag). `If-None-Match` is compared weakly, as
 RFC 9110 §13.1.2 asks, so a client that echoes `W/"…"` still gets its 304.
@@ -19,13 +19,13 @@ the whole result in memory, which streaming exists to avoid.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterable
 from typing import cast
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Message, Receive, Scope, Send
+from xxhash import xxh3_128_digest
 
 ANONYMOUS_CACHE_CONTROL = "public, max-age=15"
 KEYED_CACHE_CONTROL = "private, no-cache"
@@ -41,9 +41,10 @@ Headers = list[tuple[bytes, bytes]]
 
 
 def etag_for(body: bytes) -> str:
-    # SHA-256 rather than BLAKE2b: with the CPU's SHA extensions it hashes a 79 kB page in
-    # 80 µs against 185 µs, and every JSON page is hashed
-    digest = hashlib.sha256(body).digest()[:16]
+    # XXH3-128, not a cryptographic hash: a tag only tells versions of one resource apart, and
+    # nobody gains from forging a collision with their own cache. It hashes a 79 kB page in
+    # ~5 µs against SHA-256's 80 µs (with the CPU's SHA extensions), and every page is hashed.
+    digest = xxh3_128_digest(body)
     return '"' + base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + '"'
 
 

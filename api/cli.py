@@ -142,6 +142,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     except serving.BindError as exc:
         raise CliError(str(exc)) from exc
     with sock, database(settings) as dsn:
+        os.environ["SITREP_WORKERS"] = str(workers)  # the processes share the instance's entry cache budget
         if not settings.database_url:
             os.environ["DATABASE_URL"] = dsn  # the embedded server, for the app's processes
             from db import embedded

@@ -31,7 +31,8 @@ from typing import Any
 import asyncpg
 from litestar import Litestar
 
-from api.entry_cache import EntryCache
+from api.auth import _metrics_registry
+from api.entry_cache import EntryCache, EntryCacheCollector
 from api.settings import Settings
 from db import changes
 from db.changes import Change
@@ -363,7 +364,11 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings: Settings = app.state.settings
         app.state.refs = Refs()
-        app.state.entry_cache = EntryCache(max_bytes=settings.entry_cache_mb * 1024 * 1024)
+        app.state.entry_cache = EntryCache(max_bytes=settings.entry_cache_mb * 1024 * 1024 // settings.workers)
+        collector = EntryCacheCollector(app.state.entry_cache)
+        registry = _metrics_registry(app)
+        if registry is not None:
+            registry.register(collector)
         hub = Hub(
             dsn,
             app.state.pool,
@@ -380,6 +385,8 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
         finally:
             restore()
             await hub.aclose()
+            if registry is not None:
+                registry.unregister(collector)
 
     return lifespan
 

@@ -356,8 +356,17 @@ def main() -> None:
     parser.add_argument("--workloads", default="blog,actor,deep")
     parser.add_argument("--cache-mb", type=int, default=16)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--rss-workers",
+        type=int,
+        default=0,
+        help="instead: `sitrep serve --workers N` (default cache size), every workload in turn, then its RSS",
+    )
     args = parser.parse_args()
     urls = asyncio.run(workloads(args.dsn))
+    if args.rss_workers:
+        rss_run(args, urls)
+        return
     chosen = args.workloads.split(",")
     servers = args.servers.split(",")
     results: dict[str, dict[str, list[dict[str, float]]]] = {s: {w: [] for w in chosen} for s in servers}
@@ -398,6 +407,21 @@ def main() -> None:
     print("RSS MiB after the runs:", {s: round(v) for s, v in rss.items()}, "load", os.getloadavg())
     if args.out:
         args.out.write_text(json.dumps({"table": table, "rounds": results, "rss_mib": rss}, indent=1))
+
+
+def rss_run(args: argparse.Namespace, urls: dict[str, list[str]]) -> None:
+    """The resident memory of `sitrep serve --workers N` (every process) after the workloads."""
+    env_cache = os.environ.pop("SITREP_ENTRY_CACHE_MB", None)
+    with server("sitrep", args.dsn, 16, workers=args.rss_workers) as (base, pid):
+        print(f"idle: {rss_mib(pid):.0f} MiB ({len(_tree(pid))} processes)")
+        for w in args.workloads.split(","):
+            r = run_wrk(base, pid, urls[w], args.seconds, args.connections)
+            print(
+                f"{w:5} {r['rps']:6.0f} req/s {r['cpu_ms']:5.2f} ms CPU/req, RSS {rss_mib(pid):.0f} MiB, load {r['load1']:.2f}"
+            )
+        print(f"after all: {rss_mib(pid):.0f} MiB")
+    if env_cache is not None:
+        os.environ["SITREP_ENTRY_CACHE_MB"] = env_cache
 
 
 @contextmanager

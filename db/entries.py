@@ -75,7 +75,7 @@ async def list_linked(
     (one index range per link table per entry); the references come from `refs`.
     """
     page = page or Page()
-    records, total = await _page_records(conn, filter, sort, page, linked=True)
+    records, total = await _page_records(conn, filter, sort, page, linked=True, refs=refs)
     data = await _linked_entries(conn, refs, records)
     return paged(data, [sort_key(r, sort) for r in data], page, total)
 
@@ -93,14 +93,16 @@ async def list_keys(
     filter: EntryFilter,
     sort: EntrySort = "-published_at",
     page: Page | None = None,
+    refs: Refs | None = None,
 ) -> tuple[Paged[EntryKey], int]:
     """`list_entries` as keys only, and the last change seq the page's snapshot saw (0: none).
 
     For a caller that keeps entries it has already read (api/entry_cache.py): with the seq it
-    can tell whether what it keeps is as new as this page (`Heard.trusts`).
+    can tell whether what it keeps is as new as this page (`Heard.trusts`). With `refs`, the
+    filter's slugs may be turned into ids from it (see `_page_records`).
     """
     page = page or Page()
-    records, total = await _page_records(conn, filter, sort, page, columns=_KEY_COLUMNS)
+    records, total = await _page_records(conn, filter, sort, page, columns=_KEY_COLUMNS, refs=refs)
     keys = [EntryKey(id=r["id"], published_at=r["published_at"], updated_at=r["updated_at"]) for r in records]
     seq = records[0]["seen_seq"] if records else 0
     return paged(keys, [sort_key(k, sort) for k in keys], page, total), seq
@@ -122,9 +124,24 @@ async def _page_records(
     *,
     columns: str = ENTRY_COLUMNS,
     linked: bool = False,
+    refs: Refs | None = None,
 ) -> tuple[list[asyncpg.Record], int | None]:
     """The page's records (`columns`, or with their links' ids when `linked`) and its total when
-    asked for. NotFound (field blog/actor/location/source) if the filter names something unknown."""
+    asked for. NotFound (field blog/actor/location/source) if the filter names something unknown.
+
+    With `refs` (and `columns` or `linked` reading `seen_seq`), the filter's references are
+    first taken from it (`Refs.resolved`), saving the statements that resolve them: the page
+    is kept if `refs` vouches for its snapshot, else it is read again with them resolved here."""
+    guess = refs.resolved(filter) if refs is not None else None
+    if refs is not None and guess is not None:
+        generation = refs.generation
+        async with _snapshot(conn, filter, page):
+            planned = await _plan(conn, guess, sort, page, columns=columns, known=True)
+            if planned is not None:
+                sql, values, resolved = planned
+                records = await conn.fetch(_linked_sql(sql, sort, page) if linked else sql, *values)
+                if records and refs.generation == generation and refs.trusts(records[0]["seen_seq"]):
+                    return records, await _total(conn, resolved, page)
     async with _snapshot(conn, filter, page):
         planned = await _plan(conn, filter, sort, page, columns=columns)
         if planned is None:
@@ -146,10 +163,19 @@ def _snapshot(conn: asyncpg.Connection, filter: EntryFilter, page: Page) -> Abst
 
 
 async def _plan(
-    conn: asyncpg.Connection, filter: EntryFilter, sort: EntrySort, page: Page, *, columns: str = ENTRY_COLUMNS
+    conn: asyncpg.Connection,
+    filter: EntryFilter,
+    sort: EntrySort,
+    page: Page,
+    *,
+    columns: str = ENTRY_COLUMNS,
+    known: bool = False,
 ) -> tuple[str, list[Any], EntryFilter] | None:
-    """The page's statement and values, and the filter with ids; None when nothing can match."""
-    resolved = await where.rarest_actor_first(conn, await where.resolve_entry_filter(conn, filter))
+    """The page's statement and values, and the filter with ids; None when nothing can match.
+    `known`: the filter's references are ids already, of things that exist."""
+    if not known:
+        filter = await where.resolve_entry_filter(conn, filter)
+    resolved = await where.rarest_actor_first(conn, filter)
     in_box = await where.bbox_locations(conn, resolved)
     if in_box == 0:  # nothing lies in the box: no entry can match, and no scan should find that out
         return None

@@ -31,7 +31,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from db import where
 from db.changes import Change
+from db.filters import EntryFilter, Ref
 from db.rows import ActorRef, BlogRef, EntryActor, LocationRef, SourceRef, from_record
 from db.sql import query
 
@@ -103,6 +105,7 @@ class Refs(Heard):
         self.actors: dict[int, ActorLinks] = {}
         self.locations: dict[int, LocationRef] = {}
         self.sources: dict[int, SourceRef] = {}
+        self.slugs: dict[tuple[str, str], int] = {}  # (kind, slug) -> id, for what the tables hold
 
     def forget(self, entity: str, entity_id: int) -> None:
         """Drop one reference (a change to it committed); changes to entries are not ours."""
@@ -116,11 +119,43 @@ class Refs(Heard):
         if table is not None:
             self.generation += 1
             table.pop(entity_id, None)
+            for key in [key for key, id_ in self.slugs.items() if id_ == entity_id and key[0] == entity]:
+                del self.slugs[key]
 
     def clear(self) -> None:
         super().clear()
         for table in (self.blogs, self.actors, self.locations, self.sources):
             table.clear()
+        self.slugs.clear()
+
+    def resolved(self, f: EntryFilter) -> EntryFilter | None:
+        """`f` with its references (blog, actor, location, source) as ids from what is kept here,
+        when every one is kept and `f` names at least one (and nests no and_/or_/not_); else None.
+
+        A guess, saving the statements that turn slugs into ids: the caller keeps a page read
+        with it only if nothing was forgotten meanwhile (`generation`) and the page's statement
+        saw no change this cache has not heard (`trusts`), so the references held at its snapshot.
+        """
+        if not self.live or f.and_ or f.or_ or f.not_:
+            return None
+        maps: dict[where.RefKind, dict[Ref, int]] = {}
+        named = False
+        kind: where.RefKind
+        for kind, table in (
+            ("blog", self.blogs),
+            ("actor", self.actors),
+            ("location", self.locations),
+            ("source", self.sources),
+        ):
+            found: dict[Ref, int] = {}
+            for ref in getattr(f, kind):
+                id_ = self.slugs.get((kind, ref)) if isinstance(ref, str) else (ref if ref in table else None)
+                if id_ is None:
+                    return None
+                found[ref] = id_
+                named = True
+            maps[kind] = found
+        return where.rewrite(f, maps) if named else None
 
     def __len__(self) -> int:
         return len(self.blogs) + len(self.actors) + len(self.locations) + len(self.sources)
@@ -163,12 +198,16 @@ class Refs(Heard):
             kind = r["ref"]
             if kind == "a":
                 self.actors[r["id"]] = ActorLinks(from_record(ActorRef, r))
+                self.slugs["actor", r["slug"]] = r["id"]
             elif kind == "l":
                 self.locations[r["id"]] = from_record(LocationRef, r)
+                self.slugs["location", r["slug"]] = r["id"]
             elif kind == "s":
                 self.sources[r["id"]] = from_record(SourceRef, r)
+                self.slugs["source", r["slug"]] = r["id"]
             else:
                 self.blogs[r["id"]] = BlogRef(id=r["id"], slug=r["slug"], title=r["name"])
+                self.slugs["blog", r["slug"]] = r["id"]
 
     # ---- an entry's links, in their order -----------------------------------------------------
 

@@ -99,10 +99,12 @@ async def resolve_entry_filter(conn: asyncpg.Connection, f: EntryFilter) -> Entr
     for kind in _RESOLVERS:
         refs = sorted({r for sub in _walk(f) for r in getattr(sub, kind)}, key=repr)
         maps[kind] = await resolve(conn, kind, refs)
-    return _rewrite(f, maps)
+    return rewrite(f, maps)
 
 
-def _rewrite(f: EntryFilter, maps: dict[RefKind, dict[Ref, int]]) -> EntryFilter:
+def rewrite(f: EntryFilter, maps: dict[RefKind, dict[Ref, int]]) -> EntryFilter:
+    """`f` with each reference replaced by its id from `maps` (which holds every one)."""
+
     def ids(kind: RefKind, refs: tuple[Ref, ...]) -> tuple[Ref, ...]:
         return tuple(dict.fromkeys(maps[kind][r] for r in refs))
 
@@ -118,9 +120,9 @@ def _rewrite(f: EntryFilter, maps: dict[RefKind, dict[Ref, int]]) -> EntryFilter
         q=f.q,
         kind=f.kind,
         bbox=f.bbox,
-        and_=tuple(_rewrite(s, maps) for s in f.and_),
-        or_=tuple(_rewrite(s, maps) for s in f.or_),
-        not_=_rewrite(f.not_, maps) if f.not_ else None,
+        and_=tuple(rewrite(s, maps) for s in f.and_),
+        or_=tuple(rewrite(s, maps) for s in f.or_),
+        not_=rewrite(f.not_, maps) if f.not_ else None,
     )
 
 

@@ -14,7 +14,6 @@ from litestar.response import Response
 
 from api import formats
 from api import params as p
-from api.caching import etag_for
 from api.connection import connection, provide_connection
 from api.controllers.listing import PageInfo, cursors, list_response, page_info
 from api.entry_cache import EntryCache
@@ -93,26 +92,46 @@ async def list_entries(
 async def _json_page(
     request: Request[Any, Any, Any], conn: asyncpg.Connection, flt: EntryFilter, order: EntrySort, page: Page
 ) -> Response[EntryList]:
-    """The page as `EntryList` JSON, each entry's bytes from the entry cache where it holds them."""
+    """The page as `EntryList` JSON: keys first and entries from the entry cache while it finds
+    nearly all of them, else the page with its links in one statement (api/entry_cache.py).
+    The ETag is the caching middleware's, from the body's bytes, the same either way."""
     cache: EntryCache = request.app.state.entry_cache
-    found, seq = await entries.list_keys(conn, flt, order, page)
-    trusted = cache.enabled and cache.trusts(seq)
+    if cache.enabled and cache.keys_first:
+        return await _json_page_keys_first(request, conn, cache, flt, order, page)
+    generation = cache.generation
+    found = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
+    info = page_info(request, found, page.limit, sort=order, filter=flt)
+    if not cache.enabled:
+        return list_response(request, _encode(EntryList(data=found.rows, page=info)), info)
+    cache.count(len(found.rows), sum(1 for entry in found.rows if cache.get(entry) is not None))
+    if not cache.fills():
+        return list_response(request, _encode(EntryList(data=found.rows, page=info)), info)
+    rendered = cache.render({entry.id: entry for entry in found.rows}, generation)
+    body = b",".join(rendered[entry.id].body for entry in found.rows)
+    return list_response(request, b'{"data":[' + body + b'],"page":' + _encode(info) + b"}", info)
+
+
+async def _json_page_keys_first(
+    request: Request[Any, Any, Any],
+    conn: asyncpg.Connection,
+    cache: EntryCache,
+    flt: EntryFilter,
+    order: EntrySort,
+    page: Page,
+) -> Response[EntryList]:
+    found, seq = await entries.list_keys(conn, flt, order, page, request.app.state.refs)
+    trusted = cache.trusts(seq)
     parts = [cache.get(key) if trusted else None for key in found.rows]
     missing = [key.id for key, part in zip(found.rows, parts, strict=True) if part is None]
+    cache.count(len(parts), len(parts) - len(missing))
     if missing:
         generation = cache.keep_token(seq)  # a snapshot older than the cache's news keeps nothing
         fresh = cache.render(await entries.linked_by_ids(conn, request.app.state.refs, missing), generation)
         # an entry deleted since the page was read is left out
         parts = [part if part is not None else fresh.get(key.id) for key, part in zip(found.rows, parts, strict=True)]
     info = page_info(request, found, page.limit, sort=order, filter=flt)
-    entries_json = [part for part in parts if part is not None]
-    tail = _encode(info)
-    body = b'{"data":[' + b",".join(part.body for part in entries_json) + b'],"page":' + tail + b"}"
-    response = list_response(request, body, info)
-    # the body is these parts and fixed text: a tag from their digests is as strong as one from
-    # the body's bytes, without hashing the whole page again
-    response.headers["ETag"] = etag_for(b"".join(part.digest for part in entries_json) + tail)
-    return cast(Response[EntryList], response)
+    body = b",".join(part.body for part in parts if part is not None)
+    return list_response(request, b'{"data":[' + body + b'],"page":' + _encode(info) + b"}", info)
 
 
 @get(

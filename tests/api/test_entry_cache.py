@@ -191,3 +191,59 @@ async def test_the_cache_keeps_within_its_bound_dropping_the_oldest(conn: asyncp
     cache.forget("entry", ids[1])
     cache.render({ids[0]: found[ids[0]]}, stale)
     assert len(cache) == 0
+
+
+async def test_a_working_set_larger_than_the_cache_reads_pages_in_one_statement(
+    client: AsyncTestClient[Any], uncached: AsyncTestClient[Any], world: World
+) -> None:
+    cache = _cache(client)
+    cache.max_bytes = 4_000  # a few entries; every list below spans all of them
+    paths = [f"/v1/entries?limit=3&blog={blog}" for blog in ("kyiv-live", "gaza-live")] + ["/v1/entries?limit=4"]
+    for _ in range(3):
+        for path in paths:
+            assert await _pages(client, path) == await _pages(uncached, path)
+            assert cache.size <= cache.max_bytes
+    assert cache.evictions > 0
+    assert cache.hit_rate < 0.8
+    assert not cache.keys_first  # so pages are read in one statement
+    metrics = (await client.get("/metrics")).text
+    assert f"sitrep_entry_cache_evictions_total {float(cache.evictions)}" in metrics
+    assert "sitrep_entry_cache_keys_first 0.0" in metrics
+
+
+async def test_pages_narrowed_to_what_the_cache_holds_read_keys_first(
+    client: AsyncTestClient[Any], uncached: AsyncTestClient[Any], world: World
+) -> None:
+    path = "/v1/entries?limit=5&blog=kyiv-live"
+    want = await _pages(uncached, path)
+    for _ in range(5):  # the first fills the cache; then it finds 1/2, 2/3, 3/4, 4/5 of what is asked
+        assert await _pages(client, path) == want
+    cache = _cache(client)
+    assert cache.hit_rate >= 0.8
+    assert cache.keys_first
+    hits = cache.hits
+    assert await _pages(client, path) == want
+    assert cache.hits > hits
+    assert "sitrep_entry_cache_keys_first 1.0" in (await client.get("/metrics")).text
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_a_renamed_slug_is_refused_at_once_and_the_new_one_answers(
+    client: AsyncTestClient[Any],
+    uncached: AsyncTestClient[Any],
+    conn: asyncpg.Connection,
+    world: World,
+    cached: bool,
+) -> None:
+    """Slugs in filters are turned into ids from the references a process keeps (db/refs.py
+    Refs.resolved); a rename by another instance must not leave the old slug answering."""
+    app = client if cached else uncached
+    for path in ("/v1/entries?blog=kyiv-live", "/v1/entries?actor=dmitry-peskov"):
+        assert (await app.get(path)).status_code == 200
+    assert app.app.state.refs.slugs.get(("blog", "kyiv-live")) == world.ids["kyiv-live"]
+    await conn.execute("UPDATE blogs SET slug = 'kyiv-live-renamed' WHERE slug = 'kyiv-live'")
+    await conn.execute("UPDATE actors SET slug = 'd-peskov' WHERE slug = 'dmitry-peskov'")
+    for old, new in (("blog=kyiv-live", "blog=kyiv-live-renamed"), ("actor=dmitry-peskov", "actor=d-peskov")):
+        gone = await app.get(f"/v1/entries?{old}")
+        assert gone.status_code == 404, gone.text
+        assert (await app.get(f"/v1/entries?{new}")).status_code == 200
