@@ -38,6 +38,7 @@ from db.filters import EntryFilter
 from db.pool import connect
 from db.refs import Heard, Refs
 from db.where import matches_sql, resolve_entry_filter
+from schema.compiled import NodeCache
 
 log = logging.getLogger("sitrep.live")
 
@@ -338,11 +339,13 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
         settings: Settings = app.state.settings
         app.state.refs = Refs()
         app.state.entry_cache = EntryCache(max_bytes=settings.entry_cache_mb * 1024 * 1024)
+        # GraphQL's compiled path keeps each entry's answer per selection beside it (schema/compiled.py)
+        app.state.graphql_nodes = NodeCache(max_bytes=settings.entry_cache_mb * 1024 * 1024)
         hub = Hub(
             dsn,
             app.state.pool,
             queue_size=settings.stream_queue,
-            caches=(app.state.refs, app.state.entry_cache),
+            caches=(app.state.refs, app.state.entry_cache, app.state.graphql_nodes),
         )
         await hub.start()
         app.state.live = hub

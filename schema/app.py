@@ -116,8 +116,9 @@ async def _run(
     )
     request.state.graphql_cost = outcome.cost
     if get_method and outcome.operation == "mutation":
-        return Response(msgspec.json.encode(outcome.body), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
-    response = _respond(outcome.body, cacheable=get_method)
+        return Response(outcome.json(), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
+    headers = {} if get_method and not outcome.has_errors else {"Cache-Control": "no-store"}
+    response = Response(outcome.json(), status_code=200, media_type=_JSON, headers=headers)
     if ctx.replayed:
         response.headers["Idempotent-Replayed"] = "true"  # as REST says it
     return response
