@@ -13,19 +13,16 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
-from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 
 from api.web import graphiql_html
-from schema.context import GraphContext, provide_context
+from schema.context import GraphContext, graph_context
 from schema.errors import BAD_USER_INPUT, ApiError, RateLimited
 from schema.execute import Outcome, execute
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # Apollo's APQ protocol expects this code
 _APQ_MAX = 5000
 _JSON = "application/json"
-Context = NamedDependency[GraphContext]
-DEPENDENCIES = {"ctx": Provide(provide_context)}
 
 
 class PersistedQueries:
@@ -90,12 +87,17 @@ def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | dict[str
     return given.query
 
 
-async def _run(
-    request: Request[Any, Any, Any], ctx: GraphContext, given: GraphRequest, *, get_method: bool
-) -> Response[bytes]:
+async def _run(request: Request[Any, Any, Any], given: GraphRequest, *, get_method: bool) -> Response[bytes]:
     query = _resolve_query(given, _persisted(request))
     if isinstance(query, dict):
         return _respond(query)
+    async with graph_context(request) as ctx:
+        return await _answer(request, ctx, query, given, get_method=get_method)
+
+
+async def _answer(
+    request: Request[Any, Any, Any], ctx: GraphContext, query: str, given: GraphRequest, *, get_method: bool
+) -> Response[bytes]:
 
     async def charge(cost: int) -> ApiError | None:
         """Charge the estimated cost to the caller's rate (api/ratelimit.py) before running."""
@@ -135,9 +137,8 @@ def _json_param(request: Request[Any, Any, Any], name: str) -> Any:
     tags=["graphql"],
     summary="GraphQL query in the URL; GraphiQL in a browser",
     include_in_schema=False,
-    dependencies=DEPENDENCIES,
 )
-async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response[Any]:
+async def graphql_get(request: Request[Any, Any, Any]) -> Response[Any]:
     if "query" not in request.query_params and "extensions" not in request.query_params:
         if "text/html" in request.headers.get("accept", ""):
             return Response(graphiql_html(), media_type=MediaType.HTML)
@@ -153,7 +154,7 @@ async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response
         return _respond(_error("variables and extensions must be JSON objects"), 400)
     if given.variables is not None and not isinstance(given.variables, dict):
         return _respond(_error("variables must be a JSON object"), 400)
-    return await _run(request, ctx, given, get_method=True)
+    return await _run(request, given, get_method=True)
 
 
 @post(
@@ -163,14 +164,13 @@ async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response
     summary="GraphQL over HTTP",
     status_code=200,
     include_in_schema=False,
-    dependencies=DEPENDENCIES,
 )
-async def graphql_post(request: Request[Any, Any, Any], ctx: Context) -> Response[bytes]:
+async def graphql_post(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         given = msgspec.json.decode(await request.body(), type=GraphRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return _respond(_error(f"The body is not a GraphQL request: {exc}"), 400)
-    return await _run(request, ctx, given, get_method=False)
+    return await _run(request, given, get_method=False)
 
 
 def route_handlers() -> list[BaseRouteHandler | Any]:

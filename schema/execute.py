@@ -16,7 +16,7 @@ import msgspec
 from graphql import GraphQLError, OperationType
 from graphql.execution.values import get_variable_values
 
-from schema import build, compiled, fast, limits, plans
+from schema import build, compiled, fast, plans
 from schema.context import GraphContext
 from schema.errors import ApiError, coded
 
@@ -95,7 +95,7 @@ async def execute(
     coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
     if isinstance(coerced, list):
         return Outcome(_errors(coerced), operation=kind.value)
-    cost, limit_errors = limits.estimate(schema, operation, fragments, coerced)
+    cost, limit_errors = found.estimate(schema, coerced)
     ctx.cost = cost
     if limit_errors:  # refused work costs nothing beyond the request's one unit
         return Outcome(_errors(limit_errors), operation=kind.value)

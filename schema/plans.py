@@ -43,6 +43,15 @@ from schema.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, coded
 MAX_PLANS = 512
 MAX_QUERY = 20_000  # characters: the cache's memory stays bounded whatever clients send
 _NOT_COMPILED = object()
+_MAX_ESTIMATES = 64  # per operation: distinct page sizes a client sends are few
+
+
+def _estimate_key(value: Any) -> Any:
+    if value is None or isinstance(value, int):  # bool is an int
+        return value
+    if isinstance(value, list):
+        return ("list", len(value))
+    return type(value)
 
 
 def document_hash(text: str) -> str:
@@ -58,6 +67,19 @@ class OperationPlan:
         self.fragments = fragments
         self.directive_variables = _directive_variables(operation, fragments)
         self._programs: dict[tuple[Any, ...], compiled.Program | None] = {}
+        self._estimates: dict[tuple[Any, ...], tuple[int, list[GraphQLError]]] = {}
+
+    def estimate(self, schema: GraphQLSchema, variables: VariableValues) -> tuple[int, list[GraphQLError]]:
+        """`limits.estimate` for these variables, computed once per value of what it reads: page
+        sizes (first/last: integers) and the length of id lists; a string or a filter reads as one."""
+        key = tuple(_estimate_key(v) for v in variables.coerced.values())
+        found = self._estimates.get(key)
+        if found is None:
+            found = limits.estimate(schema, self.operation, self.fragments, variables)
+            if len(self._estimates) >= _MAX_ESTIMATES:
+                self._estimates.clear()
+            self._estimates[key] = found
+        return found
 
     def program(self, schema: GraphQLSchema, variables: VariableValues) -> compiled.Program | None:
         """The compiled program for these (coerced) variables; None: not compiled."""
