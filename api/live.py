@@ -340,7 +340,7 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
         app.state.refs = Refs()
         app.state.entry_cache = EntryCache(max_bytes=settings.entry_cache_mb * 1024 * 1024)
         # GraphQL's compiled path keeps each entry's answer per selection beside it (schema/compiled.py)
-        app.state.graphql_nodes = NodeCache(max_bytes=settings.entry_cache_mb * 1024 * 1024)
+        app.state.graphql_nodes = NodeCache(max_bytes=settings.graphql_cache_mb * 1024 * 1024)
         hub = Hub(
             dsn,
             app.state.pool,

@@ -49,7 +49,7 @@ async def client(db_dsn: str, world: World) -> AsyncIterator[AsyncTestClient[Any
 
 @pytest.fixture
 async def uncached(db_dsn: str, world: World) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with AsyncTestClient(create_app(_settings(entry_cache_mb=0), db_dsn)) as client:
+    async with AsyncTestClient(create_app(_settings(entry_cache_mb=0, graphql_cache_mb=0), db_dsn)) as client:
         yield client
 
 
@@ -116,7 +116,7 @@ async def test_a_change_shows_at_once(client: AsyncTestClient[Any], conn: asyncp
 
 
 async def test_kept_answers_stay_within_their_bound(db_dsn: str, world: World) -> None:
-    async with AsyncTestClient(create_app(_settings(entry_cache_mb=1), db_dsn)) as client:
+    async with AsyncTestClient(create_app(_settings(graphql_cache_mb=1), db_dsn)) as client:
         kept = _kept(client)
         kept.max_bytes = 3000  # a few entries' worth
         body = await _post(client, QUERIES[0][0], {})
