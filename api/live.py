@@ -42,6 +42,7 @@ from db.pool import connect
 from db.refs import Heard, Refs
 from db.replicas import Replicas
 from db.where import matches_sql, resolve_entry_filter
+from schema.compiled import NodeCache
 
 log = logging.getLogger("sitrep.live")
 
@@ -369,11 +370,13 @@ def live_lifespan(dsn: str) -> Callable[[Litestar], AbstractAsyncContextManager[
         registry = _metrics_registry(app)
         if registry is not None:
             registry.register(collector)
+        # GraphQL's compiled path keeps each entry's answer per selection beside it (schema/compiled.py)
+        app.state.graphql_nodes = NodeCache(max_bytes=settings.graphql_cache_mb * 1024 * 1024 // settings.workers)
         hub = Hub(
             dsn,
             app.state.pool,
             queue_size=settings.stream_queue,
-            caches=(app.state.refs, app.state.entry_cache),
+            caches=(app.state.refs, app.state.entry_cache, app.state.graphql_nodes),
             replicas=app.state.get("replicas"),
         )
         await hub.start()

@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_queue: int = 1000  # changes buffered per subscriber before a lagging one is cut off
     entry_cache_mb: int = 16  # rendered entries kept for JSON lists per instance (api/entry_cache.py); 0: none
     workers: int = 1  # server processes of this instance (`sitrep serve --workers`): they share entry_cache_mb
+    graphql_cache_mb: int = 16  # GraphQL's entry answers kept per selection per instance, split like entry_cache_mb (schema/compiled.py); 0: none
     export_slots: int = 2  # whole-result exports running at once per instance, each on its own connection
     export_per_caller: int = 1  # of those, how many one key (or anonymous address) may run
     export_give_way: float = 0.5  # most seconds an export waits between chunks for pages in flight (api/foreground.py)
@@ -129,6 +130,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         stream_queue=int(env.get("SITREP_LIVE_QUEUE", "1000")),
         entry_cache_mb=int(env.get("SITREP_ENTRY_CACHE_MB", "16")),
         workers=max(1, int(env.get("SITREP_WORKERS", "1"))),
+        graphql_cache_mb=int(env.get("SITREP_GRAPHQL_CACHE_MB", "16")),
         export_slots=int(env.get("SITREP_EXPORT_SLOTS", "2")),
         export_per_caller=int(env.get("SITREP_EXPORT_PER_CALLER", "1")),
         export_give_way=float(env.get("SITREP_EXPORT_GIVE_WAY", "0.5")),

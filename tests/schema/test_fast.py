@@ -1,10 +1,8 @@
-"""The fast path answers exactly what Strawberry's executor answers, over a corpus of queries."""
+"""The compiled and fast paths answer exactly what Strawberry's executor answers, over a corpus of queries."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import msgspec
 
 from tests.schema.conftest import Runner, World
 
@@ -87,16 +85,118 @@ CORPUS: list[tuple[str, dict[str, Any] | None]] = [
     ("{ entries(filter: {bbox: {minLon: 0, minLat: 50, maxLon: 10, maxLat: 40}}) { nodes { headline } } }", None),
 ]
 
+# what REST's entry carries, every field of it: the compiled path (schema/compiled.py) answers
+COMPILED_NODE = """
+  id databaseId __typename headline body kind publishedAt updatedAt createdAt
+  blog { __typename id databaseId slug title }
+  actors { __typename role actor { __typename id databaseId slug name kind country } }
+  locations { __typename id databaseId slug name kind latitude longitude country }
+  sources { __typename id databaseId slug name kind }
+  media { __typename position kind url caption credit altText embed { __typename author handle date text url } }
+"""
+
+COMPILED: list[tuple[str, dict[str, Any] | None]] = [
+    ("{ entries { totalCount nodes { " + COMPILED_NODE + " } } }", None),
+    ("{ entries(first: 100, orderBy: UPDATED_AT_DESC) { nodes { " + COMPILED_NODE + " } } }", None),
+    (  # aliases, edges beside nodes with another selection, pageInfo, two roots, __typename at each level
+        "{ __typename latest: entries(first: 3) { __typename total: totalCount edges { __typename cursor node { databaseId } }"
+        " items: nodes { headline } pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor } }"
+        " oldest: entries(first: 2, orderBy: PUBLISHED_AT_ASC) { nodes { title: headline } } }",
+        None,
+    ),
+    (  # fragments (named, inline, on the Node interface), variables, @include and @skip by variable
+        "query Q($n: Int, $f: EntryFilter, $withBlog: Boolean!, $noKind: Boolean!) {"
+        " entries(first: $n, filter: $f) { nodes { ...E blog @include(if: $withBlog) { slug }"
+        " kind @skip(if: $noKind) actors { ...A } } } }"
+        " fragment E on Entry { headline alias: databaseId ... on Node { id } ... { publishedAt } }"
+        " fragment A on EntryActor { role actor { ... on Actor { slug } } }",
+        {"n": 5, "f": {"kind": ["VIDEO"]}, "withBlog": False, "noKind": True},
+    ),
+    (
+        "query Q($n: Int, $f: EntryFilter, $withBlog: Boolean!, $noKind: Boolean!) {"
+        " entries(first: $n, filter: $f) { nodes { ...E blog @include(if: $withBlog) { slug }"
+        " kind @skip(if: $noKind) actors { ...A } } } }"
+        " fragment E on Entry { headline alias: databaseId ... on Node { id } ... { publishedAt } }"
+        " fragment A on EntryActor { role actor { ... on Actor { slug } } }",
+        {"n": 7, "f": {"actor": ["peskov"]}, "withBlog": True, "noKind": False},
+    ),
+    (
+        "query($f: EntryFilter) { entries(filter: $f, first: 10) { totalCount nodes { headline } } }",
+        {"f": {"or": [{"actor": ["peskov"]}, {"location": ["crimea"]}], "not": {"kind": ["VIDEO"]}}},
+    ),
+    (
+        "query($a: [String!], $since: DateTime, $until: DateTime) { entries(first: 50, filter: {actor: $a,"
+        " publishedAfter: $since, publishedBefore: $until}) { totalCount nodes { databaseId publishedAt"
+        " actors { role actor { databaseId slug name kind } } locations { databaseId slug name kind latitude longitude }"
+        " sources { databaseId slug name kind } } } }",
+        {"a": ["zelensky"], "since": "2023-09-13T12:00:00Z", "until": "2023-09-14T00:00:00Z"},
+    ),
+    (
+        '{ entries(filter: {blog: ["day-two"], location: ["ukraine"]}, first: 4) { totalCount nodes { headline locations { slug } } } }',
+        None,
+    ),
+    (
+        '{ entries(filter: {search: "drone", publishedAfter: "2023-09-13T10:00:00Z"}, last: 3) { nodes { headline publishedAt } pageInfo { hasNextPage hasPreviousPage } } }',
+        None,
+    ),
+    (
+        '{ entries(filter: {search: "no such words"}) { totalCount nodes { headline } pageInfo { startCursor endCursor hasNextPage } } }',
+        None,
+    ),
+    ("{ entries(first: 3) { nodes { headline @skip(if: true) kind databaseId } } }", None),
+    ("{ entries(first: 3) { nodes { headline } nodes { kind } } }", None),
+]
+# errors where the compiled path would run: it defers, and the answer is the plain path's
+COMPILED_ERRORS: list[tuple[str, dict[str, Any] | None]] = [
+    ('{ entries(filter: {actor: ["nobody"]}) { nodes { headline } } }', None),
+    ('{ entries(after: "forged") { nodes { headline } } }', None),
+    ("{ entries(first: 1000) { nodes { headline } } }", None),
+    ("{ entries(first: -1) { nodes { headline } } }", None),
+    ("query($f: EntryFilter) { entries(filter: $f) { nodes { headline } } }", {"f": {"blog": ["nowhere"]}}),
+    ("{ entries(filter: {bbox: {minLon: 0, minLat: 50, maxLon: 10, maxLat: 40}}) { nodes { headline } } }", None),
+    ("{ entries { nodes { headline nope } } }", None),
+    ("query($n: Int) { entries(first: $n) { nodes { headline } } }", {"n": "many"}),
+]
+
 
 async def test_fast_and_plain_answer_the_same(gql: Runner, world: World) -> None:
     """One world for the whole corpus (building it is most of the cost); each query named on failure."""
     for query, variables in CORPUS:
-        fast = await gql.outcome(query, variables)
+        fast = await gql.outcome(query, variables, compiled=False)
         plain = await gql.outcome(query, variables, fast=False)
         assert plain.path == "plain", query
-        assert msgspec.json.encode(fast.body) == msgspec.json.encode(plain.body), query
+        assert fast.json() == plain.json(), query
         if "errors" not in plain.body:
             assert fast.path == "fast", f"the corpus's data queries should all run on the fast path: {query}"
+
+
+async def test_compiled_fast_and_plain_answer_the_same_bytes(gql: Runner, world: World) -> None:
+    for query, variables in COMPILED + COMPILED_ERRORS:
+        compiled = await gql.outcome(query, variables)
+        fast = await gql.outcome(query, variables, compiled=False)
+        plain = await gql.outcome(query, variables, fast=False)
+        assert compiled.json() == fast.json() == plain.json(), (query, variables)
+        if (query, variables) in COMPILED:
+            assert "errors" not in plain.body, query
+            assert compiled.path == "compiled", query
+        else:
+            assert "errors" in plain.body, query
+            assert all("code" in e["extensions"] for e in compiled.body["errors"]), compiled.body
+
+
+async def test_the_compiled_path_leaves_what_rest_does_not_carry_to_the_other_paths(gql: Runner, world: World) -> None:
+    for query in (
+        "{ entries(first: 2) { nodes { blog { entryCount } } } }",
+        "{ entries(first: 2) { nodes { actors { actor { aliases } } } } }",
+        "{ entries(first: 2) { nodes { locations { parent { slug } } } } }",
+        "{ entries(first: 2) { nodes { actors { actor { entries(first: 1) { nodes { headline } } } } } } }",
+        "{ entries(first: 2) { nodes { headline } } actors(first: 1) { nodes { slug } } }",
+        "{ a: entries(first: 2) { nodes { headline } } a: entries(first: 2) { nodes { kind } } }",
+    ):
+        compiled = await gql.outcome(query)
+        plain = await gql.outcome(query, fast=False)
+        assert compiled.path in ("fast", "plain"), query
+        assert compiled.json() == plain.json(), query
 
 
 async def test_fast_and_plain_pages_agree(gql: Runner, world: World) -> None:
@@ -110,10 +210,11 @@ async def test_fast_and_plain_pages_agree(gql: Runner, world: World) -> None:
         {"last": 5, "before": middle},
         {"first": 3, "after": middle, "before": middle},
     ):
-        fast = await gql.outcome(query, variables)
+        compiled = await gql.outcome(query, variables)
+        fast = await gql.outcome(query, variables, compiled=False)
         plain = await gql.outcome(query, variables, fast=False)
-        assert fast.path == "fast"
-        assert msgspec.json.encode(fast.body) == msgspec.json.encode(plain.body), variables
+        assert (compiled.path, fast.path) == ("compiled", "fast")
+        assert compiled.json() == fast.json() == plain.json(), variables
     backward = (await gql.data(query, {"last": 5, "before": middle}))["entries"]
     assert [e["node"]["databaseId"] for e in backward["edges"]] == [
         e["node"]["databaseId"] for e in first["entries"]["edges"][1:6]
