@@ -9,9 +9,12 @@ A JSON page of `/v1/entries` is read one of two ways (api/controllers/entries.py
 Keys first pays only when nearly every entry is here: `keys_first` says so while the share of
 a page's entries found here (measured either way, decaying) is at least `KEYS_FIRST_HIT_RATE`.
 On a working set larger than the cache the hit rate falls below it and every page is one
-statement, as without the cache; below half, only one page in FILL_EVERY is encoded entry by
-entry and kept (the others are one encode, as without the cache), so eviction churn costs
-neither a round trip nor an encode per entry on every page. The bytes are exactly what
+statement, as without the cache; once the cache is full, only one page in FILL_EVERY is encoded
+entry by entry and kept (the others are one encode, as without the cache), so eviction churn
+costs neither a round trip nor an encode per entry on every page. (Filling every page while
+half a page was found, as an earlier version did, kept a mix of 50 actors' pages at a hit rate
+of 0.4-0.5 that never reached keys first: all the churn, none of the gain; bench/compare.py's
+actor mix ran at 0.47 of bare with the cache against 0.70 without it.) The bytes are exactly what
 msgspec writes for `db.rows.Entry`, so a page is byte-identical with or without the cache
 (tests/api/test_entry_cache.py).
 
@@ -43,7 +46,7 @@ _encode = msgspec.json.Encoder().encode
 # keys first only while at least this share of a page's entries is found here
 KEYS_FIRST_HIT_RATE = 0.8
 _DECAY_EVERY = 2_000  # lookups; then both counts halve, so the rate follows the traffic
-# while under half of a page's entries are found here, one page in this many fills the cache:
+# once the cache is full (and pages are not read keys first), one page in this many fills it:
 # encoding entries one by one costs about twice one encode of the page (~0.25 ms more a page)
 FILL_EVERY = 8
 
@@ -124,12 +127,14 @@ class EntryCache(Heard):
 
     def fills(self) -> bool:
         """Whether a page read in one statement should be kept here: every page while there is
-        room or at least half of a page's entries are found here, else one in FILL_EVERY (enough
-        to see the rate rise when the traffic narrows, without paying on every page while it cannot)."""
+        room, else one in FILL_EVERY. Kept entries pay only once pages read keys first; until
+        then each fill of a full cache is an encode per entry and as many evictions. One page in
+        FILL_EVERY is enough for the rate to rise to keys first when the traffic narrows to what
+        fits (nothing kept is then evicted), without paying on every page while it cannot."""
         self._pages += 1
         # room: under 7/8 full (eviction keeps a full cache just under its bound, not 1/8 below)
         room = self.size * 8 < self.max_bytes * 7
-        return room or self._found * 2 >= self._looked or self._pages % FILL_EVERY == 0
+        return room or self._pages % FILL_EVERY == 0
 
     def count(self, looked: int, found: int) -> None:
         """A page looked up `looked` entries here and found `found` (or would have: a page read in

@@ -58,6 +58,12 @@ def _cache(client: AsyncTestClient[Any]) -> EntryCache:
     return cache
 
 
+async def _page(client: AsyncTestClient[Any], path: str) -> tuple[bytes, str]:
+    response = await client.get(path)
+    assert response.status_code == 200, response.text
+    return response.content, response.headers["etag"]
+
+
 async def _pages(client: AsyncTestClient[Any], path: str) -> list[tuple[bytes, str]]:
     """Every page of a list, following next_cursor: (body, ETag) each."""
     out = []
@@ -209,6 +215,43 @@ async def test_a_working_set_larger_than_the_cache_reads_pages_in_one_statement(
     metrics = (await client.get("/metrics")).text
     assert f"sitrep_entry_cache_evictions_total {float(cache.evictions)}" in metrics
     assert "sitrep_entry_cache_keys_first 0.0" in metrics
+
+
+async def test_a_full_cache_that_finds_half_a_page_still_fills_one_page_in_eight(
+    client: AsyncTestClient[Any], uncached: AsyncTestClient[Any], world: World
+) -> None:
+    """A mix that finds 40-60% of each page here never reaches keys first: filling every page then
+    costs an encode per entry and as many evictions for nothing (bench/compare.py's actor mix)."""
+    cache = _cache(client)
+    cache.max_bytes = 4_000
+    paths = [f"/v1/entries?limit=3&blog={blog}" for blog in ("kyiv-live", "gaza-live")] + ["/v1/entries?limit=4"]
+    for path in paths * 2:
+        assert await _pages(client, path) == await _pages(uncached, path)
+    assert cache.size * 8 >= cache.max_bytes * 7  # full
+    cache.count(1_000, 600)  # as if over half of every page had been found here lately
+    assert 0.5 <= cache.hit_rate < 0.8
+    evictions = cache.evictions
+    for path in paths * 8:  # 24 first pages, 80 entries' worth
+        assert await _page(client, path) == await _page(uncached, path)
+    assert cache.evictions - evictions <= 3 * 4  # at most 3 pages of the 24 kept, 4 entries each
+
+
+async def test_traffic_narrowed_to_what_fits_reaches_keys_first_in_a_full_cache(
+    client: AsyncTestClient[Any], uncached: AsyncTestClient[Any], world: World
+) -> None:
+    cache = _cache(client)
+    cache.max_bytes = 4_000
+    for blog in ("kyiv-live", "gaza-live"):
+        await _pages(client, f"/v1/entries?limit=3&blog={blog}")
+    await _pages(client, "/v1/entries?limit=4")
+    assert cache.size * 8 >= cache.max_bytes * 7  # full of the broad mix
+    path = "/v1/entries?limit=2&blog=kyiv-live"
+    want = await _page(uncached, path)
+    for _ in range(300):
+        assert await _page(client, path) == want
+        if cache.keys_first:
+            break
+    assert cache.keys_first, f"not keys first after 300 pages (hit rate {cache.hit_rate:.2f})"
 
 
 async def test_pages_narrowed_to_what_the_cache_holds_read_keys_first(
