@@ -6,13 +6,16 @@ over the rows of the days it can match, ANDed with the day's live entries ('e') 
 with bit_count. since/until are whole days there (a day is in or out); the days a boundary cuts
 (at most two per since/until) are counted the plain way from entries, whose published_at index
 keeps that to those days' entries. Full-text `q` and `updated_since` have no bitmaps: a filter
-with either anywhere is not compiled (`compile_count` answers None) and is counted plainly.
+with either below the top level, or with `q` anywhere, is not compiled (`compile_count` answers
+None) and is counted plainly.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+
+from msgspec.structs import replace
 
 from db import where
 from db.filters import BBox, EntryFilter
@@ -37,9 +40,9 @@ def _is_midnight(moment: datetime) -> bool:
 
 
 class _Compiler:
-    def __init__(self, covers: Covers) -> None:
+    def __init__(self, covers: Covers, p: Params) -> None:
         self.covers = covers
-        self.p = Params()
+        self.p = p
         self.leaves: dict[tuple[str, tuple[int, ...]], int] = {}
         self.edges: set[date] = set()
 
@@ -102,12 +105,46 @@ class _Compiler:
 
 
 def compile_count(f: EntryFilter, covers: Covers | None = None) -> tuple[str, list[Any]] | None:
-    """The counting statement for a resolved filter and its values, or None (no bitmaps for it)."""
-    c = _Compiler(covers or {})
+    """The counting statement for a resolved filter and its values, or None (no bitmaps for it).
+
+    A top-level `updated_since` is answered as the count without it less the entries updated
+    before it that match the rest, when fewer than OLDER_MAX entries were (an old updated_since,
+    as a first full sync asks); the statement then answers NULL otherwise, and the caller counts
+    plainly (a recent one: few entries to count)."""
+    if f.updated_since is not None:
+        return _count_newer(f, covers)
+    p = Params()
+    sql = _bitmap_count(f, covers, p)
+    return None if sql is None else (sql, p.values)
+
+
+OLDER_MAX = 5000
+
+
+def _count_newer(f: EntryFilter, covers: Covers | None) -> tuple[str, list[Any]] | None:
+    assert f.updated_since is not None
+    rest = replace(f, updated_since=None)
+    p = Params()
+    whole = _bitmap_count(rest, covers, p)
+    if whole is None:
+        return None
+    older = (
+        f"SELECT id FROM entries WHERE updated_at < {p.add(f.updated_since)}::timestamptz"
+        f" ORDER BY updated_at LIMIT {OLDER_MAX + 1}"
+    )
+    sql = (
+        f"WITH older AS MATERIALIZED ({older}) SELECT CASE WHEN (SELECT count(*) FROM older) <= {OLDER_MAX}"
+        f" THEN ({whole}) - (SELECT count(*) FROM entries e WHERE e.id IN (SELECT id FROM older) AND {where.where(rest, p)})"
+        " END"
+    )
+    return sql, p.values
+
+
+def _bitmap_count(f: EntryFilter, covers: Covers | None, p: Params) -> str | None:
+    c = _Compiler(covers or {}, p)
     expr = c.expr(f)
     if expr is None:
         return None
-    p = c.p
     # the top level's window bounds the days read
     days = []
     if f.since is not None:
@@ -140,7 +177,7 @@ def compile_count(f: EntryFilter, covers: Covers | None = None) -> tuple[str, li
             for d in edges
         )
         total.append(f"(SELECT count(*) FROM entries e WHERE ({ranges}) AND {where.where(f, p)})")
-    return f"SELECT ({' + '.join(total)})::bigint", p.values
+    return f"SELECT ({' + '.join(total)})::bigint"
 
 
 def boxes(f: EntryFilter) -> set[BBox]:

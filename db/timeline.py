@@ -107,7 +107,11 @@ async def count(conn: asyncpg.Connection, f: EntryFilter) -> int:
         sql, values = _link_days("l", "entry_locations", "location_id", f.location[0], f, p), p.values
     else:
         sql, values = count_plan(f, await box_covers(conn, f))
-    return int(await conn.fetchval(sql, *values))
+    found = await conn.fetchval(sql, *values)
+    if found is None:  # the bitmaps could not answer this updated_since (`bitcount.compile_count`)
+        sql, values = where.count_entries_sql(f)
+        found = await conn.fetchval(sql, *values)
+    return int(found)
 
 
 async def box_covers(conn: asyncpg.Connection, f: EntryFilter) -> bitcount.Covers:

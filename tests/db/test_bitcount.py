@@ -15,6 +15,7 @@ import pytest
 from db import bitcount, timeline, where
 from db.filters import EntryFilter
 from db.pool import connect
+from db.sql import query
 from tests.db import factories as f
 from tests.db.factories import T0
 
@@ -53,6 +54,9 @@ async def world(conn: asyncpg.Connection) -> World:
     loose = await f.location(conn, "loose-site", 10.0, 10.0, kind="site")
     w["location"] = [country, region, city, city2, other, city3, loose]
     w["entry"] = [await random_entry(conn, rng, w) for _ in range(150)]
+    async with conn.transaction():  # updated_at spread over the days (the touch trigger would say now())
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("UPDATE entries SET updated_at = published_at + interval '1 day' * (id % 3)")
     return w
 
 
@@ -90,6 +94,8 @@ def random_filter(rng: random.Random, w: World, depth: int = 0) -> EntryFilter:
         kw["bbox"] = rng.choice(BOXES)
     if rng.random() < 0.03:
         kw["q"] = "update"  # no bitmaps: counted plainly
+    if depth == 0 and rng.random() < 0.15:  # the bitmaps take it at the top level only
+        kw["updated_since"] = random_moment(rng)
     if depth < 2:
         if rng.random() < 0.2:
             kw["and_"] = tuple(random_filter(rng, w, depth + 1) for _ in range(rng.randint(1, 2)))
@@ -208,7 +214,9 @@ async def test_counts_stay_exact_through_random_writes(conn: asyncpg.Connection,
                 await conn.execute(
                     "UPDATE locations SET parent_id = $2 WHERE id = $1", region, rng.choice([country, other, None])
                 )
-                await conn.execute("UPDATE locations SET parent_id = $2 WHERE id = $1", loose, rng.choice([None, other]))
+                await conn.execute(
+                    "UPDATE locations SET parent_id = $2 WHERE id = $1", loose, rng.choice([None, other])
+                )
             else:  # a write rolled back leaves nothing behind
                 try:
                     async with conn.transaction():
@@ -228,6 +236,23 @@ class _Rollback(Exception):
     pass
 
 
+async def written_entry(conn: asyncpg.Connection, rng: random.Random, w: World) -> int:
+    """An entry and its links written as POST /v1/entries writes them (a statement a link table)."""
+    entry_id = int(
+        await conn.fetchval(
+            "INSERT INTO entries (blog_id, published_at, headline, kind) VALUES ($1, $2, 'An update', $3) RETURNING id",
+            rng.choice(w["blog"]),
+            moment(rng.uniform(0, DAYS)),
+            rng.choice(KINDS),
+        )
+    )
+    actors = rng.sample(w["actor"], rng.randint(0, 3))
+    await conn.execute(query("write_link_actors"), entry_id, actors, ["mentioned"] * len(actors))
+    await conn.execute(query("write_link_locations"), entry_id, rng.sample(w["location"], rng.randint(0, 2)))
+    await conn.execute(query("write_link_sources"), entry_id, rng.sample(w["source"], rng.randint(0, 2)))
+    return entry_id
+
+
 async def test_concurrent_writers_keep_the_bitmaps_exact(conn: asyncpg.Connection, db_dsn: str, world: World) -> None:
     async def writer(seed: int) -> None:
         rng = random.Random(seed)
@@ -237,7 +262,7 @@ async def test_concurrent_writers_keep_the_bitmaps_exact(conn: asyncpg.Connectio
             # per-day rows of their days in the order they were written, and can deadlock
             for i in range(12):
                 async with c.transaction():
-                    new = await random_entry(c, rng, world)
+                    new = await written_entry(c, rng, world)
                 async with c.transaction():
                     await c.execute("DELETE FROM entry_actors WHERE entry_id = $1", rng.choice(world["entry"]))
                 async with c.transaction():
@@ -272,10 +297,27 @@ async def test_a_wrong_bit_is_caught(conn: asyncpg.Connection, world: World) -> 
     actor = world["actor"][0]
     flt = EntryFilter(or_=(EntryFilter(actor=(actor,)), EntryFilter(kind=("video",))), since=moment(0.5))
     assert await timeline.count(conn, flt) == await plain_count(conn, flt)
-    await conn.execute("UPDATE entry_bits SET bits = 0::bit(1024)::bit varying WHERE family = 'a' AND target = $1", actor)
+    await conn.execute(
+        "UPDATE entry_bits SET bits = 0::bit(1024)::bit varying WHERE family = 'a' AND target = $1", actor
+    )
     assert await timeline.count(conn, flt) < await plain_count(conn, flt)
     with pytest.raises(AssertionError):
         await assert_bits_exact(conn)
+
+
+async def test_updated_since_with_many_entries_updated_before_it(
+    conn: asyncpg.Connection, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than OLDER_MAX entries updated before updated_since: counted plainly, still exact."""
+    monkeypatch.setattr(bitcount, "OLDER_MAX", 3)
+    for days in (0.5, 2.5, 9):
+        flt = EntryFilter(updated_since=moment(days), actor=tuple(world["actor"][:2]))
+        sql, values = timeline.count_plan(flt, {})
+        assert "entry_bits" in sql
+        plain = await plain_count(conn, flt)
+        assert await timeline.count(conn, flt) == plain
+        older = await conn.fetchval("SELECT count(*) FROM entries WHERE updated_at < $1", moment(days))
+        assert (await conn.fetchval(sql, *values) is None) == (older > 3)
 
 
 @pytest.mark.parametrize(
@@ -286,6 +328,8 @@ async def test_a_wrong_bit_is_caught(conn: asyncpg.Connection, world: World) -> 
         (EntryFilter(or_=(EntryFilter(location=(1,)), EntryFilter(kind=("video",))), until=moment(2)), True),
         (EntryFilter(actor=(1,), q="drone"), False),
         (EntryFilter(or_=(EntryFilter(actor=(1,)), EntryFilter(updated_since=moment(1)))), False),
+        (EntryFilter(updated_since=moment(1), kind=("video",)), True),
+        (EntryFilter(updated_since=moment(1), q="drone"), False),
         (EntryFilter(bbox=(0.0, 0.0, 1.0, 1.0)), False),  # without a cover
     ],
 )
