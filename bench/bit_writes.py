@@ -32,7 +32,9 @@ TRIGGERS = {
 }
 
 
-async def write(conn: asyncpg.Connection, rng: random.Random, ids: dict[str, list[int]], at: object, off: bool) -> float:
+async def write(
+    conn: asyncpg.Connection, rng: random.Random, ids: dict[str, list[int]], at: object, off: bool
+) -> float:
     async with conn.transaction():
         if off:
             for table, names in TRIGGERS.items():

@@ -101,7 +101,8 @@ def count_plan(f: EntryFilter, covers: bitcount.Covers | None = None) -> tuple[s
 
 async def count(conn: asyncpg.Connection, f: EntryFilter) -> int:
     """How many entries a resolved filter matches (`count_plan`; a location with nothing inside
-    it has its own links as its entries, so it is counted by day like an actor)."""
+    it has its own links as its entries, so it is counted by day like an actor). Exact whichever
+    way it is counted; one statement, or two when the bitmaps decline an updated_since."""
     if len(f.location) == 1 and _only(f, location=f.location) and await where.locations_under(conn, f) == 1:
         p = Params()
         sql, values = _link_days("l", "entry_locations", "location_id", f.location[0], f, p), p.values
