@@ -81,6 +81,19 @@ BYPASSED_TRIGGERS = {
     "entry_sources_day_update": "UPDATE only",
     "entries_rollup_delete": "DELETE only",
     "entries_rollup_update": "UPDATE only",
+    "entries_sync_bits_lock": "orders concurrent writers only; the load is one writer",
+    "entries_sync_bits_insert": "the generator rebuilds the entry bitmaps after the load",
+    "entries_sync_bits_delete": "DELETE only",
+    "entries_sync_bits_update": "UPDATE only",
+    "entry_actors_sync_bits_insert": "the generator rebuilds the entry bitmaps after the load",
+    "entry_actors_sync_bits_delete": "DELETE only",
+    "entry_actors_sync_bits_update": "UPDATE only",
+    "entry_locations_sync_bits_insert": "the generator rebuilds the entry bitmaps after the load",
+    "entry_locations_sync_bits_delete": "DELETE only",
+    "entry_locations_sync_bits_update": "UPDATE only",
+    "entry_sources_sync_bits_insert": "the generator rebuilds the entry bitmaps after the load",
+    "entry_sources_sync_bits_delete": "DELETE only",
+    "entry_sources_sync_bits_update": "UPDATE only",
 }
 BULK_TABLES = ("blogs", "entries", "entry_actors", "entry_locations", "entry_sources", "media")
 BATCH = 25_000

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import asyncpg
 from msgspec.structs import replace
 
-from db import where
+from db import bitcount, where
 from db.filters import EntryFilter, Ref
 from db.rows import TimelineBucket
 from db.sql import query
@@ -79,8 +79,10 @@ async def rebuild_rollups(conn: asyncpg.Connection) -> None:
     await conn.execute(query("rebuild_entry_rollups"))
 
 
-def count_plan(f: EntryFilter) -> tuple[str, list[Any]]:
-    """How many entries a resolved filter matches, from a rollup when one answers it exactly."""
+def count_plan(f: EntryFilter, covers: bitcount.Covers | None = None) -> tuple[str, list[Any]]:
+    """How many entries a resolved filter matches, from a rollup when one answers it exactly, else
+    from the entry bitmaps when they can (`covers`: each box's locations, `box_covers`), else by
+    counting the matching entries."""
     p = Params()
     if _only(f) and _aligned(f.since) and _aligned(f.until):
         conds = " AND ".join(["TRUE", *_time_range("hour", f, p)])
@@ -94,18 +96,36 @@ def count_plan(f: EntryFilter) -> tuple[str, list[Any]]:
         return _link_days("a", "entry_actors", "actor_id", f.actor[0], f, p), p.values
     if len(f.source) == 1 and _only(f, source=f.source):
         return _link_days("s", "entry_sources", "source_id", f.source[0], f, p), p.values
-    return where.count_entries_sql(f)
+    return bitcount.compile_count(f, covers) or where.count_entries_sql(f)
 
 
 async def count(conn: asyncpg.Connection, f: EntryFilter) -> int:
     """How many entries a resolved filter matches (`count_plan`; a location with nothing inside
-    it has its own links as its entries, so it is counted by day like an actor)."""
+    it has its own links as its entries, so it is counted by day like an actor). Exact whichever
+    way it is counted; one statement, or two when the bitmaps decline an updated_since."""
     if len(f.location) == 1 and _only(f, location=f.location) and await where.locations_under(conn, f) == 1:
         p = Params()
         sql, values = _link_days("l", "entry_locations", "location_id", f.location[0], f, p), p.values
     else:
-        sql, values = count_plan(f)
-    return int(await conn.fetchval(sql, *values))
+        sql, values = count_plan(f, await box_covers(conn, f))
+    found = await conn.fetchval(sql, *values)
+    if found is None:  # the bitmaps could not answer this updated_since (`bitcount.compile_count`)
+        sql, values = where.count_entries_sql(f)
+        found = await conn.fetchval(sql, *values)
+    return int(found)
+
+
+async def box_covers(conn: asyncpg.Connection, f: EntryFilter) -> bitcount.Covers:
+    """For each box in a resolved filter, the locations whose bitmaps answer it (`bitcount.cover_sql`)."""
+    covers: bitcount.Covers = {}
+    for bbox in bitcount.boxes(f):
+        sql, values = bitcount.cover_sql(bbox)
+        row = await conn.fetchrow(sql, *values)
+        if row is None or row["open"]:
+            covers[bbox] = None
+        else:
+            covers[bbox] = [0] if row["everywhere"] else list(row["top"])
+    return covers
 
 
 def _midnight(moment: datetime, *, up: bool) -> datetime:

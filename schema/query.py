@@ -80,8 +80,7 @@ def page_args(ctx: GraphContext, f: EntryFilter, args: dict[str, Any]) -> PageAr
 async def count_entries(ctx: GraphContext, f: EntryFilter) -> int:
     async def run(conn: asyncpg.Connection) -> int:
         resolved = await where.resolve_entry_filter(conn, f)
-        sql, values = where.count_entries_sql(resolved)
-        return int(await conn.fetchval(sql, *values))
+        return await db_timeline.count(conn, resolved)
 
     return await ctx.db.run(run)
 

@@ -6,8 +6,8 @@ SELECT lc.location_id, a.id, a.slug, a.name, a.kind, a.country, a.latitude, a.lo
  ORDER BY lc.location_id, lc.depth DESC
 
 -- name: rebuild_entry_rollups
--- Recount blog_entry_counts and entry_hour_counts from entries and link_day_counts from the link
--- tables (after a load that bypassed triggers); several statements, so run it without parameters.
+-- Recount blog_entry_counts and entry_hour_counts from entries, link_day_counts from the link
+-- tables and the entry bitmaps (after a load that bypassed triggers); several statements, so run it without parameters.
 DELETE FROM blog_entry_counts;
 INSERT INTO blog_entry_counts (blog_id, entry_count) SELECT blog_id, count(*) FROM entries GROUP BY blog_id;
 DELETE FROM entry_hour_counts;
@@ -20,3 +20,4 @@ UNION ALL
 SELECT 'l', location_id, (published_at AT TIME ZONE 'UTC')::date, count(*) FROM entry_locations GROUP BY 2, 3
 UNION ALL
 SELECT 's', source_id, (published_at AT TIME ZONE 'UTC')::date, count(*) FROM entry_sources GROUP BY 2, 3;
+SELECT sitrep_rebuild_entry_bits();

@@ -17,6 +17,7 @@ import pytest
 from db.generate import BULK_TABLES, BYPASSED_TRIGGERS, generate
 from db.pool import connect
 from tests.conftest import with_database
+from tests.db.test_bitcount import assert_bits_exact
 
 N = 3000
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -210,6 +211,8 @@ async def test_entry_counts_match_the_links(generated: asyncpg.Connection) -> No
                 WHERE real.n IS DISTINCT FROM kept.entry_count"""
         )
         assert wrong_days == 0, table
+    # the entry bitmaps that every other count=true reads (migration 0050)
+    await assert_bits_exact(generated)
 
 
 async def test_every_trigger_the_bulk_load_skips_is_accounted_for(conn: asyncpg.Connection) -> None:
