@@ -266,20 +266,89 @@ def list_entries_sql(
     (`_MAX_JOINED_DRIVING_IDS`). The LIMIT is an integer the caller validated, written
     into the text so that the planner knows it (a `$n` limit makes generic plans guess).
     """
+    p = Params()
+    sql = _list_sql(
+        f,
+        sort,
+        page,
+        p,
+        drive_locations=drive_locations,
+        drive_bbox=drive_bbox,
+        joined_locations=joined_locations,
+        joined_bbox=joined_bbox,
+        columns=columns,
+    )
+    return sql, p.values
+
+
+def _or_branches(f: EntryFilter, sort: EntrySort) -> list[EntryFilter] | None:
+    """`f`'s `or_` as whole filters (each branch ANDed with the rest of `f`) when every branch
+    can be driven by an actor or source index, else None.
+
+    Then the page is the top of the union of each branch's own top page (driven by its index),
+    instead of a walk by date that tests the OR on every entry until enough match (an actor |
+    a source at a million entries: 45-90 ms against 2-3 ms)."""
+    if not f.or_ or sort not in ("-published_at", "published_at") or f.blog or f.actor or f.source:
+        return None
+    if f.location or f.bbox is not None:
+        return None  # the location is the tighter driver already, or a box decides per request
+    rest = msgspec.structs.replace(f, or_=())
+    branches = []
+    for sub in f.or_:
+        if not (sub.actor or sub.source) or sub.blog:
+            return None
+        branches.append(sub if rest == EntryFilter() else msgspec.structs.replace(sub, and_=(*sub.and_, rest)))
+    return branches
+
+
+def _list_sql(
+    f: EntryFilter,
+    sort: EntrySort,
+    page: Page,
+    p: Params,
+    *,
+    drive_locations: bool,
+    drive_bbox: bool,
+    joined_locations: bool,
+    joined_bbox: bool,
+    columns: str,
+) -> str:
+    mark = len(p.values)
     limit = int(page.limit) + 1
     desc = sort.startswith("-")
     col = sort.lstrip("-")
     order_desc = desc != (page.direction == "backward")
     direction = "DESC" if order_desc else "ASC"
-    p = Params()
+    branches = _or_branches(f, sort)
+    if branches is not None:
+        # the top `limit` of a union is within the union of each branch's top `limit`
+        union = " UNION ".join(
+            "("
+            + _list_sql(
+                b,
+                sort,
+                page,
+                p,
+                drive_locations=False,
+                drive_bbox=False,
+                joined_locations=False,
+                joined_bbox=False,
+                columns="e.id",
+            )
+            + ")"
+            for b in branches
+        )
+        return (
+            f"SELECT {columns} FROM entries e WHERE e.id IN ({union})"
+            f" ORDER BY e.{col} {direction}, e.id {direction} LIMIT {limit}"
+        )
     drive = _driver(f, sort, drive_locations, drive_bbox)
     if drive is None:
         conds = conditions(f, p) + _keyset(page, desc, f"e.{col}, e.id", p)
-        sql = (
+        return (
             f"SELECT {columns} FROM entries e WHERE {' AND '.join(conds) or 'TRUE'}"
             f" ORDER BY e.{col} {direction}, e.id {direction} LIMIT {limit}"
         )
-        return sql, p.values
     link, link_col = _DRIVERS[drive]
     if drive == "bbox":
         assert f.bbox is not None
@@ -297,9 +366,20 @@ def list_entries_sql(
     # the entry row is needed inside only if a remaining condition reads it
     joined = any(_READS_ENTRY.search(c) for c in rest)
     if joined and not {"location": joined_locations, "bbox": joined_bbox}.get(drive, True):
-        return list_entries_sql(f, sort, page, drive_locations=False, drive_bbox=False, columns=columns)
+        del p.values[mark:]  # the driven statement's values: start again, walking by date
+        return _list_sql(
+            f,
+            sort,
+            page,
+            p,
+            drive_locations=False,
+            drive_bbox=False,
+            joined_locations=False,
+            joined_bbox=False,
+            columns=columns,
+        )
     join = " JOIN entries e ON e.id = l.entry_id" if joined else ""
-    sql = (
+    return (
         f"SELECT {columns} FROM entries e WHERE e.id IN ("
         f"SELECT x.entry_id FROM {driving} CROSS JOIN LATERAL ("
         f"SELECT l.entry_id FROM {link} l{join}"
@@ -307,7 +387,6 @@ def list_entries_sql(
         f" ORDER BY l.published_at {direction}, l.entry_id {direction} LIMIT {limit}) x)"
         f" ORDER BY e.published_at {direction}, e.id {direction} LIMIT {limit}"
     )
-    return sql, p.values
 
 
 async def locations_under(conn: asyncpg.Connection, f: EntryFilter) -> int | None:
