@@ -212,6 +212,31 @@ def generate(settings: Settings, entries: int, seed: int, blogs: int | None, end
         click.echo("(bulk rows were copied with triggers off: the change log does not list them)", err=True)
 
 
+@cli.command("track-words")
+@click.option(
+    "--min-entries",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Give a bitmap to every search term (word, or two adjacent words) in at least this many entries.",
+)
+@click.pass_obj
+def track_words(settings: Settings, min_entries: int) -> None:
+    """Choose the search terms whose full-text counts come from bitmaps (count=true with q).
+
+    Counts stay exact either way; a term without a bitmap is counted from the entries that have
+    it. Run it again as the text grows (nightly, say): writes to entries wait while it runs."""
+
+    async def work(conn: asyncpg.Connection) -> int:
+        async with conn.transaction():
+            n = int(await conn.fetchval("SELECT sitrep_track_search_terms($1)", min_entries))
+        await conn.execute("ANALYZE entry_bits, search_terms")
+        return n
+
+    n = run_db(settings, work)
+    click.echo(f"tracking {n:,} search terms found in at least {min_entries:,} entries")
+
+
 @cli.command("import")
 @click.argument("pages", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_obj

@@ -1,6 +1,7 @@
-"""What the entry bitmaps (migration 0050) add to a write: an entry written as POST /v1/entries
-writes it (the entry, then a statement per link table: 3 actors, 2 locations, 1 source), on the
-newest day, with the bitmap triggers on and off in alternating rounds.
+"""What the entry bitmaps (migrations 0050 and 0060) add to a write: an entry written as POST
+/v1/entries writes it (the entry, with the text of a random generated entry, then a statement per
+link table: 3 actors, 2 locations, 1 source), on the newest day, with the bitmap triggers on and
+off in alternating rounds.
 
     nice .venv/bin/python bench/bit_writes.py postgresql://postgres@127.0.0.1/sitrep_bench_c
 
@@ -33,7 +34,12 @@ TRIGGERS = {
 
 
 async def write(
-    conn: asyncpg.Connection, rng: random.Random, ids: dict[str, list[int]], at: object, off: bool
+    conn: asyncpg.Connection,
+    rng: random.Random,
+    ids: dict[str, list[int]],
+    texts: list[tuple[str, list[str]]],
+    at: object,
+    off: bool,
 ) -> float:
     async with conn.transaction():
         if off:
@@ -42,9 +48,10 @@ async def write(
                     await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
         started = time.perf_counter()
         entry_id = await conn.fetchval(
-            "INSERT INTO entries (blog_id, published_at, headline, body) VALUES ($1, $2, 'A timed write', '{}') RETURNING id",
+            "INSERT INTO entries (blog_id, published_at, headline, body) VALUES ($1, $2, $3, $4) RETURNING id",
             ids["blog"][0],
             at,
+            *rng.choice(texts),
         )
         actors = rng.sample(ids["actor"], 3)
         await conn.execute(query("write_link_actors"), entry_id, actors, ["mentioned"] * 3)
@@ -69,12 +76,13 @@ async def main(dsn: str) -> None:
         "source": [r[0] for r in await conn.fetch("SELECT id FROM sources")],
     }
     at = await conn.fetchval("SELECT max(published_at) FROM entries") - timedelta(minutes=5)
+    texts = [(r[0], r[1]) for r in await conn.fetch("SELECT headline, body FROM entries ORDER BY id DESC LIMIT 500")]
     samples: dict[bool, list[float]] = {False: [], True: []}
     for r in range(ROUNDS * 2):
         off = r % 2 == 1
         for _ in range(PER_ROUND):
             try:
-                await write(conn, rng, ids, at, off)
+                await write(conn, rng, ids, texts, at, off)
             except _Undo as done:
                 samples[off].append(done.elapsed)
     for off, got in samples.items():

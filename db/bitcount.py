@@ -5,16 +5,19 @@ A bitmap row covers one UTC day (1024 slots a part); the filter becomes one bitw
 over the rows of the days it can match, ANDed with the day's live entries ('e') and counted
 with bit_count. since/until are whole days there (a day is in or out); the days a boundary cuts
 (at most two per since/until) are counted the plain way from entries, whose published_at index
-keeps that to those days' entries. Full-text `q` and `updated_since` have no bitmaps: a filter
-with either below the top level, or with `q` anywhere, is not compiled (`compile_count` answers
-None) and is counted plainly.
+keeps that to those days' entries. A full-text `q` is compiled when every term of its query is
+tracked (migration 0060: lexemes, and adjacent pairs for two-word phrases; `Words`), and counted
+plainly otherwise. `updated_since` has no bitmaps: below the top level it is not compiled
+(`compile_count` answers None) and is counted plainly.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import asyncpg
 from msgspec.structs import replace
 
 from db import where
@@ -30,6 +33,11 @@ KIND_NO = {"post": 1, "video": 2, "interactive": 3, "read_more": 4}  # sitrep_ki
 # location in the box has a place inside it outside the box (its own links have no bitmap)
 Covers = dict[BBox, list[int] | None]
 
+# q → its query over tracked search terms (`search_words`), or None when the bitmaps cannot say
+# (a term nobody tracks, a phrase of three words or with a gap, a prefix or weight)
+Word = tuple[Any, ...]  # ("t", term id) | ("&", a, b) | ("|", a, b) | ("!", a)
+Words = dict[str, Word | None]
+
 
 def _floor(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
@@ -40,8 +48,9 @@ def _is_midnight(moment: datetime) -> bool:
 
 
 class _Compiler:
-    def __init__(self, covers: Covers, p: Params) -> None:
+    def __init__(self, covers: Covers, p: Params, words: Words | None = None) -> None:
         self.covers = covers
+        self.words = words or {}
         self.p = p
         self.leaves: dict[tuple[str, tuple[int, ...]], int] = {}
         self.edges: set[date] = set()
@@ -51,10 +60,22 @@ class _Compiler:
         n = self.leaves.setdefault(key, len(self.leaves) + 1)
         return f"COALESCE(g.x{n}, {_ZERO})"
 
+    def word(self, w: Word) -> str:
+        if w[0] == "t":
+            return self.leaf("w", [w[1]])
+        if w[0] == "!":
+            return f"({_UNIVERSE} & ~({self.word(w[1])}))"
+        return f"(({self.word(w[1])}) {w[0]} ({self.word(w[2])}))"
+
     def expr(self, f: EntryFilter) -> str | None:
-        if f.q is not None or f.updated_since is not None:
+        if f.updated_since is not None:
             return None
         parts: list[str] = []
+        if f.q is not None:
+            w = self.words.get(f.q)
+            if w is None:
+                return None
+            parts.append(self.word(w))
         if f.blog:
             parts.append(self.leaf("b", [int(b) for b in f.blog]))
         if f.actor:
@@ -104,7 +125,9 @@ class _Compiler:
         return " & ".join(f"({x})" for x in parts) if parts else _UNIVERSE
 
 
-def compile_count(f: EntryFilter, covers: Covers | None = None) -> tuple[str, list[Any]] | None:
+def compile_count(
+    f: EntryFilter, covers: Covers | None = None, words: Words | None = None
+) -> tuple[str, list[Any]] | None:
     """The counting statement for a resolved filter and its values, or None (no bitmaps for it).
 
     A top-level `updated_since` is answered as the count without it less the entries updated
@@ -112,20 +135,20 @@ def compile_count(f: EntryFilter, covers: Covers | None = None) -> tuple[str, li
     as a first full sync asks); the statement then answers NULL otherwise, and the caller counts
     plainly (a recent one: few entries to count)."""
     if f.updated_since is not None:
-        return _count_newer(f, covers)
+        return _count_newer(f, covers, words)
     p = Params()
-    sql = _bitmap_count(f, covers, p)
+    sql = _bitmap_count(f, covers, words, p)
     return None if sql is None else (sql, p.values)
 
 
 OLDER_MAX = 5000
 
 
-def _count_newer(f: EntryFilter, covers: Covers | None) -> tuple[str, list[Any]] | None:
+def _count_newer(f: EntryFilter, covers: Covers | None, words: Words | None) -> tuple[str, list[Any]] | None:
     assert f.updated_since is not None
     rest = replace(f, updated_since=None)
     p = Params()
-    whole = _bitmap_count(rest, covers, p)
+    whole = _bitmap_count(rest, covers, words, p)
     if whole is None:
         return None
     older = (
@@ -140,8 +163,8 @@ def _count_newer(f: EntryFilter, covers: Covers | None) -> tuple[str, list[Any]]
     return sql, p.values
 
 
-def _bitmap_count(f: EntryFilter, covers: Covers | None, p: Params) -> str | None:
-    c = _Compiler(covers or {}, p)
+def _bitmap_count(f: EntryFilter, covers: Covers | None, words: Words | None, p: Params) -> str | None:
+    c = _Compiler(covers or {}, p, words)
     expr = c.expr(f)
     if expr is None:
         return None
@@ -201,3 +224,116 @@ def cover_sql(bbox: BBox) -> tuple[str, list[Any]]:
         " AS everywhere"
     )
     return sql, p.values
+
+
+_TOKEN = re.compile(r"\s*(?:'((?:[^']|'')*)'(:[*A-Da-d]+)?|(<->|<\d+>|[&|!()]))")
+
+
+def parse_tsquery(text: str) -> tuple[Any, ...] | None:
+    """A tsquery as PostgreSQL prints it ('air' <-> 'defenc' & !'drone') as a tree of terms:
+    ("t", "drone"), ("t", "air defenc") for a two-word phrase, ("&" | "|", a, b), ("!", a); None
+    for what has no bitmap (an empty query, a phrase of other words or distances, prefix or
+    weight marks). Precedence as PostgreSQL's: ! then <-> then & then |."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            return None
+        if m.group(2):  # 'drone':* or 'drone':A
+            return None
+        tokens.append(("lex", m.group(1).replace("''", "'")) if m.group(1) is not None else ("op", m.group(3)))
+        pos = m.end()
+    if not tokens:
+        return None
+    at = 0
+
+    def peek() -> str | None:
+        return tokens[at][1] if at < len(tokens) and tokens[at][0] == "op" else None
+
+    def take() -> tuple[str, str]:
+        nonlocal at
+        at += 1
+        return tokens[at - 1]
+
+    def either() -> tuple[Any, ...] | None:
+        left = both()
+        while left is not None and peek() == "|":
+            take()
+            right = both()
+            left = None if right is None else ("|", left, right)
+        return left
+
+    def both() -> tuple[Any, ...] | None:
+        left = phrase()
+        while left is not None and peek() == "&":
+            take()
+            right = phrase()
+            left = None if right is None else ("&", left, right)
+        return left
+
+    def phrase() -> tuple[Any, ...] | None:
+        left = unary()
+        op = peek()
+        if left is None or op is None or not op.startswith("<"):
+            return left
+        take()
+        right = unary()
+        if op not in ("<->", "<1>") or right is None or left[0] != "t" or right[0] != "t" or " " in left[1]:
+            return None
+        if (peek() or "").startswith("<"):
+            return None  # three words or more: pairs would only say which entries might match
+        return ("t", f"{left[1]} {right[1]}")
+
+    def unary() -> tuple[Any, ...] | None:
+        if at >= len(tokens):
+            return None
+        kind, value = take()
+        if kind == "lex":
+            return ("t", value) if value and " " not in value else None
+        if value == "!":
+            inner = unary()
+            return None if inner is None else ("!", inner)
+        if value == "(":
+            inner = either()
+            if inner is None or take() != ("op", ")"):
+                return None
+            return inner
+        return None
+
+    tree = either()
+    return tree if tree is not None and at == len(tokens) else None
+
+
+def _terms(tree: tuple[Any, ...], into: set[str]) -> set[str]:
+    if tree[0] == "t":
+        into.add(tree[1])
+    else:
+        for sub in tree[1:]:
+            _terms(sub, into)
+    return into
+
+
+def _to_ids(tree: tuple[Any, ...], ids: dict[str, int]) -> Word | None:
+    if tree[0] == "t":
+        return ("t", ids[tree[1]]) if tree[1] in ids else None
+    subs = [_to_ids(sub, ids) for sub in tree[1:]]
+    return None if any(s is None for s in subs) else (tree[0], *subs)
+
+
+async def search_words(conn: asyncpg.Connection, f: EntryFilter) -> Words:
+    """Each `q` in a filter (at any depth) as its query over tracked terms, or None (`Words`)."""
+    qs = sorted({sub.q for sub in where._walk(f) if sub.q is not None})
+    if not qs:
+        return {}
+    rows = await conn.fetch(
+        "SELECT q, websearch_to_tsquery('english', q)::text AS query FROM unnest($1::text[]) AS x(q)", qs
+    )
+    trees = {r["q"]: parse_tsquery(r["query"]) for r in rows}
+    wanted = set().union(*(_terms(t, set()) for t in trees.values() if t is not None))
+    ids: dict[str, int] = {}
+    if wanted:
+        found = await conn.fetch("SELECT term, id FROM search_terms WHERE term = ANY($1::text[])", sorted(wanted))
+        ids = {r["term"]: r["id"] for r in found}
+    return {q: None if t is None else _to_ids(t, ids) for q, t in trees.items()}

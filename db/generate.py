@@ -620,6 +620,11 @@ def _end_of_today() -> datetime:
     return datetime(now.year, now.month, now.day, tzinfo=UTC)
 
 
+# a term in this many entries or more gets a bitmap (`sitrep track-words`); a rarer one is counted
+# from the entries that have it, at most this many (about 10 ms)
+TRACK_WORDS = 2000
+
+
 async def generate(
     conn: asyncpg.Connection,
     *,
@@ -629,8 +634,12 @@ async def generate(
     end: datetime | None = None,
     years: int = DEFAULT_YEARS,
     progress: Progress | None = None,
+    track_words: int = TRACK_WORDS,
 ) -> Generated:
-    """Write `entries` synthetic entries (and their blogs, catalogue, links and media) in one transaction."""
+    """Write `entries` synthetic entries (and their blogs, catalogue, links and media) in one transaction.
+
+    Then the search terms in at least `track_words` entries get bitmaps (migration 0060), so that
+    counts of full-text filters on them are read from bitmaps."""
     if entries < 1:
         raise ValueError("entries must be at least 1")
     if blogs is not None and blogs < 1:
@@ -739,6 +748,9 @@ async def generate(
             await conn.execute(query("generate_source_entry_counts"), rows.source_ids, rows.source_links)
             await conn.execute(query("generate_location_entry_counts"), rows.location_ids, rows.location_links)
             await rebuild_rollups(conn)
+        report("words", 0, 1)
+        await conn.execute("SELECT sitrep_track_search_terms($1)", track_words)
+        report("words", 1, 1)
 
     report("analyze", 0, 1)
     await conn.execute(query("generate_analyze"))

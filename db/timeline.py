@@ -79,10 +79,12 @@ async def rebuild_rollups(conn: asyncpg.Connection) -> None:
     await conn.execute(query("rebuild_entry_rollups"))
 
 
-def count_plan(f: EntryFilter, covers: bitcount.Covers | None = None) -> tuple[str, list[Any]]:
+def count_plan(
+    f: EntryFilter, covers: bitcount.Covers | None = None, words: bitcount.Words | None = None
+) -> tuple[str, list[Any]]:
     """How many entries a resolved filter matches, from a rollup when one answers it exactly, else
-    from the entry bitmaps when they can (`covers`: each box's locations, `box_covers`), else by
-    counting the matching entries."""
+    from the entry bitmaps when they can (`covers`: each box's locations, `box_covers`; `words`:
+    each q's tracked terms, `bitcount.search_words`), else by counting the matching entries."""
     p = Params()
     if _only(f) and _aligned(f.since) and _aligned(f.until):
         conds = " AND ".join(["TRUE", *_time_range("hour", f, p)])
@@ -96,7 +98,7 @@ def count_plan(f: EntryFilter, covers: bitcount.Covers | None = None) -> tuple[s
         return _link_days("a", "entry_actors", "actor_id", f.actor[0], f, p), p.values
     if len(f.source) == 1 and _only(f, source=f.source):
         return _link_days("s", "entry_sources", "source_id", f.source[0], f, p), p.values
-    return bitcount.compile_count(f, covers) or where.count_entries_sql(f)
+    return bitcount.compile_count(f, covers, words) or where.count_entries_sql(f)
 
 
 async def count(conn: asyncpg.Connection, f: EntryFilter) -> int:
@@ -107,7 +109,7 @@ async def count(conn: asyncpg.Connection, f: EntryFilter) -> int:
         p = Params()
         sql, values = _link_days("l", "entry_locations", "location_id", f.location[0], f, p), p.values
     else:
-        sql, values = count_plan(f, await box_covers(conn, f))
+        sql, values = count_plan(f, await box_covers(conn, f), await bitcount.search_words(conn, f))
     found = await conn.fetchval(sql, *values)
     if found is None:  # the bitmaps could not answer this updated_since (`bitcount.compile_count`)
         sql, values = where.count_entries_sql(f)

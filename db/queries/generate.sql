@@ -48,4 +48,4 @@ SELECT t.location_id, t.n FROM unnest($1::bigint[], $2::bigint[]) AS t (location
 -- name: generate_analyze
 -- Fresh planner statistics for every table the generator wrote to.
 ANALYZE blogs, entries, actors, locations, location_closure, sources, entry_actors, entry_locations, entry_sources, media,
-        actor_entry_counts, source_entry_counts, location_entry_counts
+        actor_entry_counts, source_entry_counts, location_entry_counts, entry_bits, search_terms

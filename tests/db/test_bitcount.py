@@ -1,6 +1,6 @@
-"""count=true from the entry bitmaps (migration 0050, db/bitcount.py): always equal to counting
-the entries, over random filters, after random writes of every kind, with concurrent writers,
-and after a bulk load that bypassed the triggers."""
+"""count=true from the entry bitmaps (migrations 0050 and 0060, db/bitcount.py): always equal to
+counting the entries, over random filters (full-text ones among them), after random writes of
+every kind, with concurrent writers, and after a bulk load that bypassed the triggers."""
 
 from __future__ import annotations
 
@@ -30,6 +30,24 @@ BOXES = [
     (170.0, -10.0, -170.0, 10.0),  # across the antimeridian
 ]
 
+# the entries' words: a small vocabulary, so that most terms (and pairs) are in several entries
+VOCABULARY = ["drone", "strike", "air", "defence", "missile", "power", "grid", "port", "talks", "and", "the"]
+QUERIES = [
+    "drone",
+    "Drones",  # the same lexeme
+    "air defence",  # both words, anywhere
+    '"air defence"',  # the pair, adjacent
+    '"air defence" -drone',
+    "drone or missile",
+    "-strike",
+    'talks -"power grid"',
+    '"strike air defence"',  # three words: pairs could only say which might match
+    '"air and defence"',  # a gap where the stopword was
+    "zeppelin",  # in no entry: no term tracked
+    "airport",  # in one entry (rare_entry): not tracked
+    "the",  # a stopword only: an empty query
+]
+
 World = dict[str, list[int]]
 
 
@@ -54,10 +72,16 @@ async def world(conn: asyncpg.Connection) -> World:
     loose = await f.location(conn, "loose-site", 10.0, 10.0, kind="site")
     w["location"] = [country, region, city, city2, other, city3, loose]
     w["entry"] = [await random_entry(conn, rng, w) for _ in range(150)]
+    await f.entry(conn, w["blog"][0], moment(1.5), headline="An airport reopens")
+    await conn.fetchval("SELECT sitrep_track_search_terms(3)")  # the terms of at least 3 entries
     async with conn.transaction():  # updated_at spread over the days (the touch trigger would say now())
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute("UPDATE entries SET updated_at = published_at + interval '1 day' * (id % 3)")
     return w
+
+
+def random_text(rng: random.Random) -> str:
+    return " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 6))).capitalize()
 
 
 async def random_entry(conn: asyncpg.Connection, rng: random.Random, w: World) -> int:
@@ -65,6 +89,8 @@ async def random_entry(conn: asyncpg.Connection, rng: random.Random, w: World) -
         conn,
         rng.choice(w["blog"]),
         moment(rng.uniform(0, DAYS)),
+        headline=random_text(rng),
+        body=[random_text(rng) for _ in range(rng.randint(0, 2))],
         kind=rng.choice(KINDS),
         actors=rng.sample(w["actor"], rng.randint(0, 3)),
         sources=rng.sample(w["source"], rng.randint(0, 2)),
@@ -92,8 +118,8 @@ def random_filter(rng: random.Random, w: World, depth: int = 0) -> EntryFilter:
         kw["until"] = random_moment(rng)
     if rng.random() < 0.1:
         kw["bbox"] = rng.choice(BOXES)
-    if rng.random() < 0.03:
-        kw["q"] = "update"  # no bitmaps: counted plainly
+    if rng.random() < 0.2:
+        kw["q"] = rng.choice(QUERIES)
     if depth == 0 and rng.random() < 0.15:  # the bitmaps take it at the top level only
         kw["updated_since"] = random_moment(rng)
     if depth < 2:
@@ -117,7 +143,7 @@ async def check(conn: asyncpg.Connection, rng: random.Random, w: World, n: int) 
     for _ in range(n):
         flt = random_filter(rng, w)
         covers = await timeline.box_covers(conn, flt)
-        compiled += bitcount.compile_count(flt, covers) is not None
+        compiled += bitcount.compile_count(flt, covers, await bitcount.search_words(conn, flt)) is not None
         assert await timeline.count(conn, flt) == await plain_count(conn, flt), flt
     return compiled
 
@@ -136,6 +162,10 @@ UNION SELECT 'a', actor_id, entry_id FROM entry_actors
 UNION SELECT 's', source_id, entry_id FROM entry_sources
 UNION SELECT 'L', c.ancestor_id, l.entry_id FROM entry_locations l JOIN location_closure c ON c.location_id = l.location_id
 UNION SELECT 'L', 0, entry_id FROM entry_locations
+UNION SELECT 'w', t.id, e.id FROM entries e, search_terms t
+ WHERE e.search @@ (CASE WHEN t.term LIKE '% %' THEN tsquery_phrase(quote_literal(split_part(t.term, ' ', 1))::tsquery,
+                                                                   quote_literal(split_part(t.term, ' ', 2))::tsquery)
+                    ELSE quote_literal(t.term)::tsquery END)
 """
 
 
@@ -165,7 +195,7 @@ async def test_counts_stay_exact_through_random_writes(conn: asyncpg.Connection,
     ids = w["entry"]
     for round_ in range(25):
         for _ in range(6):
-            op = rng.randrange(10)
+            op = rng.randrange(11)
             some = rng.sample(ids, 3)
             if op == 0:
                 ids.append(await random_entry(conn, rng, w))
@@ -216,6 +246,11 @@ async def test_counts_stay_exact_through_random_writes(conn: asyncpg.Connection,
                 )
                 await conn.execute(
                     "UPDATE locations SET parent_id = $2 WHERE id = $1", loose, rng.choice([None, other])
+                )
+            elif op == 9:  # new words: a new slot for the entry, its terms' bits with it
+                await conn.execute("UPDATE entries SET headline = $2 WHERE id = ANY($1)", some, random_text(rng))
+                await conn.execute(
+                    "UPDATE entries SET body = $2 WHERE id = $1", some[0], [random_text(rng), random_text(rng)]
                 )
             else:  # a write rolled back leaves nothing behind
                 try:
@@ -318,6 +353,53 @@ async def test_updated_since_with_many_entries_updated_before_it(
         assert await timeline.count(conn, flt) == plain
         older = await conn.fetchval("SELECT count(*) FROM entries WHERE updated_at < $1", moment(days))
         assert (await conn.fetchval(sql, *values) is None) == (older > 3)
+
+
+async def test_full_text_counts_come_from_the_bitmaps_of_tracked_terms(conn: asyncpg.Connection, world: World) -> None:
+    """Every query of QUERIES counts as many as `@@` on the entries, alone and with other filters;
+    the bitmaps answer those made of tracked words and two-word phrases, the rest count plainly."""
+    plain_only = {'"strike air defence"', '"air and defence"', "zeppelin", "airport", "the"}
+    actor = world["actor"][0]
+    for q in QUERIES:
+        for flt in (
+            EntryFilter(q=q),
+            EntryFilter(q=q, actor=(actor,), since=moment(1.5)),
+            EntryFilter(or_=(EntryFilter(q=q), EntryFilter(kind=("video",)))),
+            EntryFilter(not_=EntryFilter(q=q), until=moment(4)),
+        ):
+            words = await bitcount.search_words(conn, flt)
+            compiled = bitcount.compile_count(flt, {}, words)
+            assert (compiled is not None) == (q not in plain_only), (q, words)
+            assert compiled is None or "'w'" in compiled[0]
+            assert await timeline.count(conn, flt) == await plain_count(conn, flt), flt
+    assert await plain_count(conn, EntryFilter(q='"air defence"')) > 0  # the phrase is there to find
+
+
+async def test_a_phrase_is_its_words_side_by_side(conn: asyncpg.Connection) -> None:
+    blog = await f.blog(conn)
+    for headline in ("Air defence holds", "Defence of the air bases", "Air and defence", "More air defence"):
+        await f.entry(conn, blog, T0, headline=headline)
+    await conn.fetchval("SELECT sitrep_track_search_terms(1)")
+    for q, expected, tracked in (
+        ('"air defence"', 2, True),
+        ("air defence", 4, True),
+        ('air -"air defence"', 2, True),
+        ('"defence air"', 0, False),  # a pair in no entry has no bitmap: counted plainly
+    ):
+        flt = EntryFilter(q=q)
+        assert (bitcount.compile_count(flt, {}, await bitcount.search_words(conn, flt)) is not None) == tracked
+        assert await timeline.count(conn, flt) == expected == await plain_count(conn, flt), q
+
+
+async def test_tracking_chooses_the_common_terms(conn: asyncpg.Connection) -> None:
+    blog = await f.blog(conn)
+    for i in range(5):
+        await f.entry(conn, blog, T0, headline="Drone strike" if i < 3 else "Drone")
+    assert await conn.fetchval("SELECT sitrep_track_search_terms(3)") == 3  # drone, strike, 'drone strike'
+    terms = {r[0] for r in await conn.fetch("SELECT term FROM search_terms")}
+    assert terms == {"drone", "strike", "drone strike"}
+    assert await conn.fetchval("SELECT sitrep_track_search_terms(4)") == 1
+    await assert_bits_exact(conn)
 
 
 @pytest.mark.parametrize(
