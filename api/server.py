@@ -9,6 +9,11 @@ and one whose client stops reading holds its response (an SSE stream, an export)
 - Send timeout (SITREP_SEND_TIMEOUT, default 30 s): how long the connection's write buffer may
   stay over its high-water mark (the client reads nothing); past it the connection is aborted,
   the response ends (an SSE client resumes with Last-Event-ID when it reads again).
+- Drain (SITREP_DRAIN_GRACE, default 1 s): at shutdown uvicorn closes every connection with no
+  request under way, a request whose bytes have arrived but are not read yet included: its
+  client gets the connection closed with no answer. Here such a connection is kept for the
+  grace: a request that arrives on it is answered (then the connection closes); one that stays
+  idle is closed when the grace ends.
 """
 
 from __future__ import annotations
@@ -31,11 +36,28 @@ def _seconds(name: str, default: float) -> float:
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout = _seconds("SITREP_HEADER_TIMEOUT", 10.0)
     send_timeout = _seconds("SITREP_SEND_TIMEOUT", 30.0)
+    drain_grace = _seconds("SITREP_DRAIN_GRACE", 1.0)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._headers_timer: TimerHandle | None = None
         self._send_timer: TimerHandle | None = None
+        self._draining = False
+
+    def shutdown(self) -> None:
+        """The server stops: answer what is under way or arrives within the grace, then close."""
+        self._draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            if self.drain_grace <= 0:
+                super().shutdown()
+                return
+            self.loop.call_later(self.drain_grace, self._drain_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _drain_idle(self) -> None:
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -48,6 +70,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel_headers()
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # the last request on this connection
 
     def handle_websocket_upgrade(self) -> None:
         # the socket's protocol takes the transport over: these timers must not touch it

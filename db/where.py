@@ -159,7 +159,8 @@ def conditions(f: EntryFilter, p: Params, *, time_col: str = "e.published_at", s
 
     `time_col` lets a driven query put since/until on the link table's copy of published_at;
     `skip` names the link filter the driving index already applies ("actor", "source",
-    "location"; for actor_match=all, only the first actor is skipped).
+    "location"; for actor_match=all, only the first actor is skipped; "actors": every actor, the
+    driven query joins the others' links itself).
     """
     c: list[str] = []
     if f.blog:
@@ -168,7 +169,7 @@ def conditions(f: EntryFilter, p: Params, *, time_col: str = "e.published_at", s
             if len(f.blog) == 1
             else f"e.blog_id = ANY({p.add(list(f.blog))}::bigint[])"
         )
-    if f.actor:
+    if f.actor and skip != "actors":
         if f.actor_match == "all":
             rest = f.actor[1:] if skip == "actor" else f.actor
             c.extend(_ACTOR_ONE.format(p.add(a)) for a in rest)
@@ -361,7 +362,19 @@ def _list_sql(
         ids = list(f.actor if drive == "actor" else f.source)
         driving = f"unnest({p.add(ids)}::bigint[]) AS d(id)"
     inner = [f"l.{link_col} = d.id"]
-    rest = conditions(f, p, time_col="l.published_at", skip=drive)
+    also = ""
+    if drive == "actor" and f.actor_match == "all":
+        # each other actor's links in the same (published_at, entry_id) order: a merge join that
+        # stops with the page (an EXISTS became a hash semi-join of both actors' every link
+        # under a generic plan: 76 ms against 1 ms for two actors of 50,000 entries each)
+        also = "".join(
+            f" JOIN entry_actors a{i} ON a{i}.published_at = l.published_at AND a{i}.entry_id = l.entry_id"
+            f" AND a{i}.actor_id = {p.add(a)}::bigint"
+            for i, a in enumerate(f.actor[1:], 1)
+        )
+        rest = conditions(f, p, time_col="l.published_at", skip="actors")
+    else:
+        rest = conditions(f, p, time_col="l.published_at", skip=drive)
     inner += rest + _keyset(page, desc, "l.published_at, l.entry_id", p)
     # the entry row is needed inside only if a remaining condition reads it
     joined = any(_READS_ENTRY.search(c) for c in rest)
@@ -382,7 +395,7 @@ def _list_sql(
     return (
         f"SELECT {columns} FROM entries e WHERE e.id IN ("
         f"SELECT x.entry_id FROM {driving} CROSS JOIN LATERAL ("
-        f"SELECT l.entry_id FROM {link} l{join}"
+        f"SELECT l.entry_id FROM {link} l{also}{join}"
         f" WHERE {' AND '.join(inner)}"
         f" ORDER BY l.published_at {direction}, l.entry_id {direction} LIMIT {limit}) x)"
         f" ORDER BY e.published_at {direction}, e.id {direction} LIMIT {limit}"

@@ -228,3 +228,28 @@ def test_the_embedded_servers_log_stays_out_of_the_terminal_and_its_path_is_prin
         assert "database system is ready" in log.read_text()  # PostgreSQL's own log, in its file
         for chatter in ("database system", "LOG:", "pg_ctl", "initdb", "server started"):
             assert chatter not in terminal, terminal
+
+
+def test_a_request_sent_as_sigterm_arrives_is_answered(db_dsn: str, tmp_path: Path) -> None:
+    """A connection open (idle, or with its request not read yet) when SIGTERM comes gets an
+    answer to the request it sends, then is closed: not closed unanswered (SITREP_DRAIN_GRACE)."""
+    with serving(db_dsn, tmp_path) as (proc, _, port):
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        time.sleep(0.2)  # accepted: each an idle connection of the server's
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # shutting down: it stopped listening, and would have closed these
+        answers = []
+        for s in idle:
+            s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(5)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            s.close()
+            answers.append(data)
+        proc.communicate(timeout=15)
+        assert proc.returncode == 0
+    for data in answers:
+        head = data.split(b"\r\n\r\n", 1)[0].lower()
+        assert head.startswith(b"http/1.1 "), data[:200]
+        assert b"connection: close" in head
