@@ -5,9 +5,10 @@ A bitmap row covers one UTC day (1024 slots a part); the filter becomes one bitw
 over the rows of the days it can match, ANDed with the day's live entries ('e') and counted
 with bit_count. since/until are whole days there (a day is in or out); the days a boundary cuts
 (at most two per since/until) are counted the plain way from entries, whose published_at index
-keeps that to those days' entries. A full-text `q` is compiled when every term of its query is
-tracked (migration 0060: lexemes, and adjacent pairs for two-word phrases; `Words`), and counted
-plainly otherwise. `updated_since` has no bitmaps: below the top level it is not compiled
+keeps that to those days' entries. A full-text `q` is compiled over its terms (migration 0060:
+lexemes, and adjacent pairs for two-word phrases; `Words`): a tracked term reads its bitmaps, an
+untracked one (in fewer entries than the tracking threshold when it last ran) has its bits made
+from the entries that have it; a query of other shapes is counted plainly. `updated_since` has no bitmaps: below the top level it is not compiled
 (`compile_count` answers None) and is counted plainly.
 """
 
@@ -33,9 +34,10 @@ KIND_NO = {"post": 1, "video": 2, "interactive": 3, "read_more": 4}  # sitrep_ki
 # location in the box has a place inside it outside the box (its own links have no bitmap)
 Covers = dict[BBox, list[int] | None]
 
-# q → its query over tracked search terms (`search_words`), or None when the bitmaps cannot say
-# (a term nobody tracks, a phrase of three words or with a gap, a prefix or weight)
-Word = tuple[Any, ...]  # ("t", term id) | ("&", a, b) | ("|", a, b) | ("!", a)
+# q → its query over search terms (`search_words`), or None when the bitmaps cannot say (an
+# empty query, a phrase of three words or with a gap, a prefix or weight)
+# ("t", tracked term id) | ("u", untracked term) | ("&", a, b) | ("|", a, b) | ("!", a)
+Word = tuple[Any, ...]
 Words = dict[str, Word | None]
 
 
@@ -52,10 +54,10 @@ class _Compiler:
         self.covers = covers
         self.words = words or {}
         self.p = p
-        self.leaves: dict[tuple[str, tuple[int, ...]], int] = {}
+        self.leaves: dict[tuple[str, tuple[Any, ...]], int] = {}
         self.edges: set[date] = set()
 
-    def leaf(self, family: str, ids: list[int]) -> str:
+    def leaf(self, family: str, ids: list[Any]) -> str:
         key = (family, tuple(sorted(set(ids))))
         n = self.leaves.setdefault(key, len(self.leaves) + 1)
         return f"COALESCE(g.x{n}, {_ZERO})"
@@ -63,6 +65,8 @@ class _Compiler:
     def word(self, w: Word) -> str:
         if w[0] == "t":
             return self.leaf("w", [w[1]])
+        if w[0] == "u":  # untracked: its bits made from the entries that have it
+            return self.leaf("?", [w[1]])
         if w[0] == "!":
             return f"({_UNIVERSE} & ~({self.word(w[1])}))"
         return f"(({self.word(w[1])}) {w[0]} ({self.word(w[2])}))"
@@ -181,10 +185,17 @@ def _bitmap_count(f: EntryFilter, covers: Covers | None, words: Words | None, p:
     rows = [f"SELECT 0 AS leaf, day, part, bits FROM entry_bits WHERE family = 'e' AND target = 0{window}"]
     cols = ["bit_or(r.bits) FILTER (WHERE r.leaf = 0) AS x0"]
     for (family, ids), n in c.leaves.items():
-        rows.append(
-            f"SELECT {n}, day, part, bits FROM entry_bits"
-            f" WHERE family = '{family}' AND target = ANY({p.add(list(ids))}::bigint[]){window}"
-        )
+        if family == "?":
+            rows.append(
+                f"SELECT {n}, s.day, s.slot / {WIDTH}, bit_or(sitrep_bit(s.slot)) FROM entries e"
+                f" JOIN entry_slots s ON s.entry_id = e.id WHERE e.search @@ {_term_query(ids[0], p)}{window}"
+                f" GROUP BY s.day, s.slot / {WIDTH}"
+            )
+        else:
+            rows.append(
+                f"SELECT {n}, day, part, bits FROM entry_bits"
+                f" WHERE family = '{family}' AND target = ANY({p.add(list(ids))}::bigint[]){window}"
+            )
         cols.append(f"bit_or(r.bits) FILTER (WHERE r.leaf = {n}) AS x{n}")
     bitmaps = (
         f"SELECT COALESCE(sum(bit_count({_UNIVERSE} & ({expr}))), 0) FROM ("
@@ -201,6 +212,12 @@ def _bitmap_count(f: EntryFilter, covers: Covers | None, words: Words | None, p:
         )
         total.append(f"(SELECT count(*) FROM entries e WHERE ({ranges}) AND {where.where(f, p)})")
     return f"SELECT ({' + '.join(total)})::bigint"
+
+
+def _term_query(term: str, p: Params) -> str:
+    """The tsquery of one term: its lexeme, or its two lexemes side by side."""
+    words = [f"quote_literal({p.add(w)}::text)::tsquery" for w in term.split(" ")]
+    return words[0] if len(words) == 1 else f"tsquery_phrase({words[0]}, {words[1]})"
 
 
 def boxes(f: EntryFilter) -> set[BBox]:
@@ -315,11 +332,11 @@ def _terms(tree: tuple[Any, ...], into: set[str]) -> set[str]:
     return into
 
 
-def _to_ids(tree: tuple[Any, ...], ids: dict[str, int]) -> Word | None:
+def _to_ids(tree: tuple[Any, ...], ids: dict[str, int]) -> Word:
+    """Tracked terms as ("t", id), the others as ("u", term): their few entries make their bits."""
     if tree[0] == "t":
-        return ("t", ids[tree[1]]) if tree[1] in ids else None
-    subs = [_to_ids(sub, ids) for sub in tree[1:]]
-    return None if any(s is None for s in subs) else (tree[0], *subs)
+        return ("t", ids[tree[1]]) if tree[1] in ids else ("u", tree[1])
+    return (tree[0], *(_to_ids(sub, ids) for sub in tree[1:]))
 
 
 async def search_words(conn: asyncpg.Connection, f: EntryFilter) -> Words:
@@ -336,4 +353,8 @@ async def search_words(conn: asyncpg.Connection, f: EntryFilter) -> Words:
     if wanted:
         found = await conn.fetch("SELECT term, id FROM search_terms WHERE term = ANY($1::text[])", sorted(wanted))
         ids = {r["term"]: r["id"] for r in found}
+        if not ids and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM search_terms)"):
+            # nothing tracked yet (`sitrep track-words` never ran): an untracked term may be in
+            # any number of entries, and making its bits costs more than counting them
+            return dict.fromkeys(trees)
     return {q: None if t is None else _to_ids(t, ids) for q, t in trees.items()}
