@@ -15,6 +15,7 @@ from the entries that have it; a query of other shapes is counted plainly. `upda
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -274,21 +275,19 @@ def parse_tsquery(text: str) -> tuple[Any, ...] | None:
         at += 1
         return tokens[at - 1]
 
-    def either() -> tuple[Any, ...] | None:
-        left = both()
-        while left is not None and peek() == "|":
+    def chain(op: str, operand: Callable[[], tuple[Any, ...] | None]) -> tuple[Any, ...] | None:
+        left = operand()
+        while left is not None and peek() == op:
             take()
-            right = both()
-            left = None if right is None else ("|", left, right)
+            right = operand()
+            left = None if right is None else (op, left, right)
         return left
 
+    def either() -> tuple[Any, ...] | None:
+        return chain("|", both)
+
     def both() -> tuple[Any, ...] | None:
-        left = phrase()
-        while left is not None and peek() == "&":
-            take()
-            right = phrase()
-            left = None if right is None else ("&", left, right)
-        return left
+        return chain("&", phrase)
 
     def phrase() -> tuple[Any, ...] | None:
         left = unary()

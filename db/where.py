@@ -302,6 +302,21 @@ def _or_branches(f: EntryFilter, sort: EntrySort) -> list[EntryFilter] | None:
     return branches
 
 
+def _walk_sql(f: EntryFilter, sort: EntrySort, page: Page, p: Params, *, columns: str) -> str:
+    """`_list_sql` with no location or box driving: by date, or by an actor's or source's links."""
+    return _list_sql(
+        f,
+        sort,
+        page,
+        p,
+        drive_locations=False,
+        drive_bbox=False,
+        joined_locations=False,
+        joined_bbox=False,
+        columns=columns,
+    )
+
+
 def _list_sql(
     f: EntryFilter,
     sort: EntrySort,
@@ -323,22 +338,7 @@ def _list_sql(
     branches = _or_branches(f, sort)
     if branches is not None:
         # the top `limit` of a union is within the union of each branch's top `limit`
-        union = " UNION ".join(
-            "("
-            + _list_sql(
-                b,
-                sort,
-                page,
-                p,
-                drive_locations=False,
-                drive_bbox=False,
-                joined_locations=False,
-                joined_bbox=False,
-                columns="e.id",
-            )
-            + ")"
-            for b in branches
-        )
+        union = " UNION ".join("(" + _walk_sql(b, sort, page, p, columns="e.id") + ")" for b in branches)
         return (
             f"SELECT {columns} FROM entries e WHERE e.id IN ({union})"
             f" ORDER BY e.{col} {direction}, e.id {direction} LIMIT {limit}"
@@ -380,17 +380,7 @@ def _list_sql(
     joined = any(_READS_ENTRY.search(c) for c in rest)
     if joined and not {"location": joined_locations, "bbox": joined_bbox}.get(drive, True):
         del p.values[mark:]  # the driven statement's values: start again, walking by date
-        return _list_sql(
-            f,
-            sort,
-            page,
-            p,
-            drive_locations=False,
-            drive_bbox=False,
-            joined_locations=False,
-            joined_bbox=False,
-            columns=columns,
-        )
+        return _walk_sql(f, sort, page, p, columns=columns)
     join = " JOIN entries e ON e.id = l.entry_id" if joined else ""
     return (
         f"SELECT {columns} FROM entries e WHERE e.id IN ("
