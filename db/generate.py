@@ -85,6 +85,7 @@ BYPASSED_TRIGGERS = {
     "entries_sync_bits_insert": "the generator rebuilds the entry bitmaps after the load",
     "entries_sync_bits_delete": "DELETE only",
     "entries_sync_bits_update": "UPDATE only",
+    "entries_sync_bits_update_text": "UPDATE only",
     "entry_actors_sync_bits_insert": "the generator rebuilds the entry bitmaps after the load",
     "entry_actors_sync_bits_delete": "DELETE only",
     "entry_actors_sync_bits_update": "UPDATE only",

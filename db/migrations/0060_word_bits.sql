@@ -69,33 +69,29 @@ BEGIN
     RETURN n;
 END $$;
 
--- A new text is a new slot: the old slot's 'w' bits stay behind, masked by 'e' like any stale bit.
-CREATE OR REPLACE FUNCTION sitrep_entries_bits() RETURNS trigger
+-- A new text is a new slot, as a new day, blog or kind is (0050's sitrep_entries_bits, which
+-- takes the rows where one of those changed): the old slot's 'w' bits stay behind, masked by 'e'.
+CREATE FUNCTION sitrep_entries_text_bits() RETURNS trigger
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     ids bigint[];
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(id) INTO ids FROM new_entries;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT array_agg(id) INTO ids FROM old_entries;
-        PERFORM sitrep_unslot_entries(ids);
-        RETURN NULL;
-    ELSE
-        -- a new day, blog, kind or text: a new slot (the old one keeps stale bits that 'e' masks)
-        SELECT array_agg(n.id) INTO ids FROM new_entries n JOIN old_entries o ON o.id = n.id
-         WHERE (n.published_at AT TIME ZONE 'UTC')::date <> (o.published_at AT TIME ZONE 'UTC')::date
-            OR n.blog_id <> o.blog_id OR n.kind <> o.kind OR n.search <> o.search;
-        IF ids IS NULL THEN
-            RETURN NULL;
-        END IF;
-        PERFORM sitrep_unslot_entries(ids);
-    END IF;
+    SELECT array_agg(n.id) INTO ids FROM new_entries n JOIN old_entries o ON o.id = n.id
+     WHERE n.search <> o.search
+       AND (n.published_at AT TIME ZONE 'UTC')::date = (o.published_at AT TIME ZONE 'UTC')::date
+       AND n.blog_id = o.blog_id AND n.kind = o.kind;
     IF ids IS NOT NULL THEN
-        PERFORM sitrep_slot_entries(ids, TG_OP = 'UPDATE');
+        PERFORM sitrep_unslot_entries(ids);
+        PERFORM sitrep_slot_entries(ids, true);
     END IF;
     RETURN NULL;
 END $$;
+
+-- named to fire after entries_sync_bits_update (a table's triggers fire in name order); on every
+-- UPDATE, as a trigger with transition tables cannot name columns
+CREATE TRIGGER entries_sync_bits_update_text AFTER UPDATE ON entries
+    REFERENCING OLD TABLE AS old_entries NEW TABLE AS new_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION sitrep_entries_text_bits();
 
 -- a text change takes a new slot: it locks its day first, as the other moves do (0050)
 DROP TRIGGER entries_sync_bits_lock ON entries;
