@@ -21,6 +21,7 @@ import msgspec
 from api.cli_actors import actors
 from api.cli_keys import keys
 from api.settings import Settings, from_env
+from db.bitcount import TRACK_WORDS
 
 T = TypeVar("T")
 
@@ -215,7 +216,7 @@ def generate(settings: Settings, entries: int, seed: int, blogs: int | None, end
 @cli.command("track-words")
 @click.option(
     "--min-entries",
-    default=2000,
+    default=TRACK_WORDS,
     show_default=True,
     type=click.IntRange(1),
     help="Give a bitmap to every search term (word, or two adjacent words) in at least this many entries.",

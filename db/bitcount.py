@@ -8,8 +8,9 @@ with bit_count. since/until are whole days there (a day is in or out); the days 
 keeps that to those days' entries. A full-text `q` is compiled over its terms (migration 0060:
 lexemes, and adjacent pairs for two-word phrases; `Words`): a tracked term reads its bitmaps, an
 untracked one (in fewer entries than the tracking threshold when it last ran) has its bits made
-from the entries that have it; a query of other shapes is counted plainly. `updated_since` has no bitmaps: below the top level it is not compiled
-(`compile_count` answers None) and is counted plainly.
+from the entries that have it; a query of other shapes is counted plainly. `updated_since` has
+no bitmaps: below the top level it is not compiled (`compile_count` answers None) and is
+counted plainly.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from db.filters import BBox, EntryFilter
 from db.where import Params
 
 WIDTH = 1024  # bits a part, as in sitrep_bit()
+# a search term in this many entries or more gets a bitmap (`sitrep track-words`, `sitrep
+# generate`); a rarer one has its bits made from the entries that have it, at most this many
+TRACK_WORDS = 2000
 _ZERO = f"0::bit({WIDTH})::bit varying"
 _UNIVERSE = "g.x0"
 KIND_NO = {"post": 1, "video": 2, "interactive": 3, "read_more": 4}  # sitrep_kind_no()

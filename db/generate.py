@@ -39,6 +39,7 @@ from typing import Any
 
 import asyncpg
 
+from db.bitcount import TRACK_WORDS
 from db.sql import query
 from db.timeline import rebuild_rollups
 
@@ -619,11 +620,6 @@ async def _copy_batch(conn: asyncpg.Connection, batch: _Batch) -> None:
 def _end_of_today() -> datetime:
     now = datetime.now(UTC)
     return datetime(now.year, now.month, now.day, tzinfo=UTC)
-
-
-# a term in this many entries or more gets a bitmap (`sitrep track-words`); a rarer one is counted
-# from the entries that have it, at most this many (about 10 ms)
-TRACK_WORDS = 2000
 
 
 async def generate(

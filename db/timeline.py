@@ -84,7 +84,7 @@ def count_plan(
 ) -> tuple[str, list[Any]]:
     """How many entries a resolved filter matches, from a rollup when one answers it exactly, else
     from the entry bitmaps when they can (`covers`: each box's locations, `box_covers`; `words`:
-    each q's tracked terms, `bitcount.search_words`), else by counting the matching entries."""
+    each q's search terms, `bitcount.search_words`), else by counting the matching entries."""
     p = Params()
     if _only(f) and _aligned(f.since) and _aligned(f.until):
         conds = " AND ".join(["TRUE", *_time_range("hour", f, p)])

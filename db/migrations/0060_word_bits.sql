@@ -6,8 +6,8 @@
 -- A term is a lexeme of an entry's search vector ('drone'), or two lexemes at adjacent positions
 -- ('air defenc'): that is what a two-word phrase ('air' <-> 'defenc') matches, so phrases count
 -- exactly too. Only the terms listed in search_terms have bitmaps: sitrep_track_search_terms(n)
--- lists those in at least n entries (`sitrep track-words`); a rarer term is quick to count the
--- plain way, and a query naming an untracked term is counted that way (db/bitcount.py).
+-- lists those in at least n entries (`sitrep track-words`); a count naming a rarer term makes
+-- that term's bits from the few entries that have it (db/bitcount.py).
 -- A change of an entry's text gives its slot up and takes a new one, as a change of day does.
 
 CREATE TABLE search_terms (
