@@ -253,3 +253,35 @@ def test_a_request_sent_as_sigterm_arrives_is_answered(db_dsn: str, tmp_path: Pa
         head = data.split(b"\r\n\r\n", 1)[0].lower()
         assert head.startswith(b"http/1.1 "), data[:200]
         assert b"connection: close" in head
+
+
+def test_connections_queued_when_sigterm_comes_are_answered_not_reset(db_dsn: str, tmp_path: Path) -> None:
+    """A client whose connect() the kernel completed just before the server stopped listening has
+    sent its request: it gets an answer, not a reset. The process is stopped (SIGSTOP) as SIGTERM
+    arrives, so the connections made meanwhile sit in the listening socket's queue and the shutdown
+    finds them there when the process goes on."""
+    with serving(db_dsn, tmp_path) as (proc, _, port):
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            queued = []
+            for _ in range(10):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)  # the kernel completes it
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                queued.append(s)
+            time.sleep(0.3)  # past uvicorn's 0.1 s tick: it shuts down before it polls the socket again
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        answers = []
+        for s in queued:
+            data = b""
+            try:
+                while chunk := s.recv(65536):
+                    data += chunk
+            except ConnectionResetError:
+                data = b"reset"
+            s.close()
+            answers.append(data.split(b"\r\n", 1)[0])
+        proc.communicate(timeout=15)
+        assert proc.returncode == 0
+    assert answers == [b"HTTP/1.1 200 OK"] * 10, answers

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -98,6 +99,7 @@ class Run:
     limits: list[LimitPhase] = field(default_factory=list)
     exit_codes: list[int] = field(default_factory=list)
     log_errors: list[str] = field(default_factory=list)
+    tracebacks: list[str] = field(default_factory=list)  # "instance: the log line before each traceback"
 
 
 # ---- the load -----------------------------------------------------------------------------------
@@ -388,6 +390,31 @@ async def _scenario(env: Services, run: Run) -> None:
     await load.client.aclose()
 
 
+# asyncpg's pool logs each failed attempt to reopen its minimum of connections with a traceback
+_ASYNCPG_FLOOR = "asyncpg.pool - pool - Failed to restore the pool connection floor"
+_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) - ")  # the instances' log format
+
+
+def _tracebacks(instance: Instance) -> list[str]:
+    """The first line of each log record that is an error or carries a traceback."""
+    try:
+        lines = instance.log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found: list[str] = []
+    record, reported = "", True
+    for line in lines:
+        if _RECORD.match(line):
+            record, reported = line, False
+            if line.startswith(("ERROR", "CRITICAL")):
+                found.append(f"{instance.name}: {line[:200]}")
+                reported = True
+        elif "Traceback (most recent call last)" in line and not reported:
+            found.append(f"{instance.name}: {record[:200] or line[:200]}")
+            reported = True
+    return found
+
+
 def _log_errors(instance: Instance) -> list[str]:
     try:
         text = instance.log.read_text(errors="replace")
@@ -430,6 +457,7 @@ def run() -> Iterator[Run]:
         finally:
             for instance in (a, b):
                 result.log_errors += _log_errors(instance)
+                result.tracebacks += _tracebacks(instance)
             if any(code not in (0, -15) for code in result.exit_codes):
                 result.log_errors += [f"a (log tail after a stuck SIGTERM): {line}" for line in a.log_tail(60)]
             report.record(result, time.monotonic() - started)
@@ -448,11 +476,26 @@ def _refused_ok(run: Run, sample: Sample) -> bool:
     return any(f.target == sample.instance and f.start <= sample.start <= f.recovered for f in run.faults if f.target)
 
 
+def _during(run: Run, sample: Sample) -> str:
+    """Which fault a sample was sent in (from its start to the end of its settling), for a failure's message."""
+    found = [f"{f.name} +{sample.start - f.start:.3f} s" for f in run.faults if f.start <= sample.start <= f.end]
+    return ", ".join(found) or "no fault"
+
+
 def test_no_500_ever(run: Run) -> None:
     bad = [s for s in run.samples if s.status >= 500 and s.status != 503]
     broken = [s for s in run.samples if s.status == -1 or (s.status == 0 and not _refused_ok(run, s))]
-    assert not bad, f"{len(bad)} answers 5xx other than 503, first: {bad[:3]}"
-    assert not broken, f"{len(broken)} requests failed at the transport level, first: {broken[:3]}"
+    assert not bad, f"{len(bad)} answers 5xx other than 503, first: {[(s, _during(run, s)) for s in bad[:3]]}"
+    assert not broken, (
+        f"{len(broken)} requests failed at the transport level, first: {[(s, _during(run, s)) for s in broken[:3]]}"
+    )
+
+
+def test_no_traceback_in_the_logs_but_asyncpgs_reconnect_warnings(run: Run) -> None:
+    """Every failure during the faults is an answer (a 503, a stream that ends cleanly), never an
+    exception escaping to uvicorn (an SSE stream whose key check met the database down used to)."""
+    unexpected = [line for line in run.tracebacks if _ASYNCPG_FLOOR not in line]
+    assert not unexpected, f"{len(unexpected)} tracebacks in the instances' logs, first: {unexpected[:3]}"
 
 
 def test_errors_are_503_with_retry_after_and_come_within_a_second(run: Run) -> None:
