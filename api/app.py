@@ -69,7 +69,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        def pool(min_size: int, max_size: int, url: str = dsn) -> Awaitable[GuardedPool]:
+        def pool(min_size: int, max_size: int, url: str = dsn, custom_plans: bool = False) -> Awaitable[GuardedPool]:
             return create_pool(
                 url,
                 min_size=min_size,
@@ -81,6 +81,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
                 pgbouncer=settings.pgbouncer,
                 # the watchdog pings the server itself: the primary for its pools, a replica for its own
                 direct_dsn=direct if url == dsn else url,
+                custom_plans=custom_plans,
             )
 
         app.state.pool = await pool(settings.pool_min, settings.pool_max)
@@ -89,6 +90,10 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             settings.export_slots, settings.export_per_caller, metrics.metrics.foreground, settings.export_give_way
         )
         app.state.export_pool = await pool(0, max(1, settings.export_slots))
+        # pages whose plan depends on their values, in one statement rather than BEGIN; SET LOCAL ...
+        # (api/connection.py); through PgBouncer's transaction mode a session setting does not hold
+        planned = settings.plan_pool_max > 0 and settings.pgbouncer != "transaction"
+        app.state.plan_pool = await pool(0, settings.plan_pool_max, custom_plans=True) if planned else None
         replicas = None
         if settings.replica_urls:  # reads may go to these (api/routing.py)
             replicas = Replicas(
@@ -107,6 +112,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
             if replicas is not None:
                 await replicas.aclose()
             await close_pool(app.state.export_pool)
+            await close_pool(app.state.plan_pool)
             await close_pool(app.state.pool)
 
     app = Litestar(

@@ -49,6 +49,12 @@ class Metrics:
         self.pool_size = Gauge("sitrep_db_pool_size", "Open connections in the pool", registry=self.registry)
         self.pool_idle = Gauge("sitrep_db_pool_idle", "Open connections not in use", registry=self.registry)
         self.pool_max = Gauge("sitrep_db_pool_max", "Most connections the pool may open", registry=self.registry)
+        self.plan_pool = Gauge(
+            "sitrep_db_plan_pool_connections",
+            "The custom-plan pool (pages whose plan depends on their values): open, idle and most connections",
+            ["state"],
+            registry=self.registry,
+        )
         self.foreground = Foreground()  # requests in flight, read by exports that give way to pages
         self.in_flight = Gauge(
             "sitrep_http_requests_in_flight", "HTTP requests being answered, streams included", registry=self.registry
@@ -110,13 +116,17 @@ class Metrics:
             self.replica_log_reads.labels(r.name).set(r.log_reads)
             self.replica_failures.labels(r.name).set(r.failures)
 
-    def render(self, pool: asyncpg.Pool | None) -> bytes:
+    def render(self, pool: asyncpg.Pool | None, plan_pool: asyncpg.Pool | None = None) -> bytes:
         self.in_flight.set(self.foreground.requests)
         self.streams.set(self.foreground.streams)
         if pool is not None:
             self.pool_size.set(pool.get_size())
             self.pool_idle.set(pool.get_idle_size())
             self.pool_max.set(pool.get_max_size())
+        if plan_pool is not None:
+            self.plan_pool.labels("open").set(plan_pool.get_size())
+            self.plan_pool.labels("idle").set(plan_pool.get_idle_size())
+            self.plan_pool.labels("max").set(plan_pool.get_max_size())
         return generate_latest(self.registry)
 
 
@@ -187,7 +197,7 @@ class MetricsPlugin(InitPlugin):
         def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
             pool: asyncpg.Pool | None = request.app.state.get("pool")
             metrics.render_replicas(request.app.state.get("replicas"))
-            return Response(metrics.render(pool), media_type=MEDIA_TYPE)
+            return Response(metrics.render(pool, request.app.state.get("plan_pool")), media_type=MEDIA_TYPE)
 
         app_config.route_handlers.append(metrics_endpoint)
         return app_config

@@ -31,6 +31,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_check_timeout: float = 1.0  # seconds for readiness, key lookups and the probe of a database known down
     pool_min: int = 2
     pool_max: int = 10
+    # connections planned for each statement's values (plan_cache_mode = force_custom_plan), for the
+    # pages whose best plan depends on them (db/where.needs_custom_plan); 0, or PgBouncer in
+    # transaction mode: those pages ask for it inside a transaction of their own instead
+    plan_pool_max: int = 4
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 2 * 1024 * 1024
     load_sample: bool = True
@@ -123,6 +127,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         db_check_timeout=float(env.get("SITREP_DB_CHECK_TIMEOUT", "1")),
         pool_min=int(env.get("SITREP_POOL_MIN", "2")),
         pool_max=int(env.get("SITREP_POOL_MAX", "10")),
+        plan_pool_max=max(0, int(env.get("SITREP_PLAN_POOL_MAX", "4"))),
         cors_origins=origins,
         max_body_bytes=int(env.get("SITREP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
         load_sample=_bool(env.get("SITREP_LOAD_SAMPLE", "true")),

@@ -20,6 +20,7 @@ from db import timeline, where
 from db.errors import NotFound
 from db.filters import EntryFilter, EntrySort
 from db.page import Key, Page, Paged, paged
+from db.pool import plans_custom
 from db.refs import Refs
 from db.rows import Embed, Entry, EntryRow, Media
 from db.sql import query
@@ -153,10 +154,11 @@ async def _page_records(
 
 def _snapshot(conn: asyncpg.Connection, filter: EntryFilter, page: Page) -> AbstractAsyncContextManager[None]:
     """A transaction only where one is needed: a total that must agree with its page, or a plan
-    forced for this page's values (SET LOCAL). Otherwise no BEGIN/COMMIT round trips: the page
-    is one statement, after the statements that turn slugs into ids (a slug renamed in between
-    leaves the page as the request named it when it began)."""
-    custom_plan = where.needs_custom_plan(filter)
+    forced for this page's values (SET LOCAL) on a connection that does not plan every statement
+    so already (db/pool.plans_custom). Otherwise no BEGIN/COMMIT round trips: the page is one
+    statement, after the statements that turn slugs into ids (a slug renamed in between leaves
+    the page as the request named it when it began)."""
+    custom_plan = where.needs_custom_plan(filter) and not plans_custom(conn)
     if not page.count and not custom_plan:
         return nullcontext()
     return where.read_snapshot(conn, custom_plan=custom_plan)

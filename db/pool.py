@@ -253,6 +253,17 @@ class GuardedPool(asyncpg.Pool):
         await super().close()
 
 
+class CustomPlanConnection(asyncpg.Connection):
+    """A connection whose session plans every statement for its values (create_pool(custom_plans=True))."""
+
+    custom_plans = True
+
+
+def plans_custom(conn: Any) -> bool:
+    """Whether `conn` (a connection or a pool's proxy of one) plans every statement for its values."""
+    return getattr(conn, "custom_plans", False) is True
+
+
 async def create_pool(
     dsn: str,
     *,
@@ -264,18 +275,29 @@ async def create_pool(
     check_timeout: float = 1.0,
     pgbouncer: str = "off",
     direct_dsn: str | None = None,
+    custom_plans: bool = False,
 ) -> GuardedPool:
-    """The request pool on `dsn`; `pgbouncer` says what sits in front of PostgreSQL (module doc)."""
+    """The request pool on `dsn`; `pgbouncer` says what sits in front of PostgreSQL (module doc).
+
+    `custom_plans`: every statement on these connections is planned for its values
+    (`plan_cache_mode = force_custom_plan` for the session; a `CustomPlanConnection` says so).
+    Not with PgBouncer in transaction mode, whose server sessions are not the client's."""
     server_settings = {"application_name": "sitrep"}
     init = init_connection
     connect: dict[str, Any] = {}
+    if custom_plans and pgbouncer == "transaction":
+        raise ValueError("a custom-plan pool needs session settings: not through PgBouncer's transaction mode")
     if pgbouncer == "off":
         server_settings["statement_timeout"] = str(statement_timeout_ms)
+        if custom_plans:
+            server_settings["plan_cache_mode"] = "force_custom_plan"
     elif pgbouncer == "session":
 
         async def init_session(conn: asyncpg.Connection) -> None:
             await init_connection(conn)
             await conn.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+            if custom_plans:
+                await conn.execute("SET plan_cache_mode = force_custom_plan")
 
         init = init_session
     elif pgbouncer == "transaction":
@@ -284,7 +306,7 @@ async def create_pool(
         raise ValueError(f"pgbouncer must be off, session or transaction, not {pgbouncer!r}")
     pool = GuardedPool(
         dsn,
-        connection_class=asyncpg.Connection,
+        connection_class=CustomPlanConnection if custom_plans else asyncpg.Connection,
         record_class=asyncpg.Record,
         min_size=min_size,
         max_size=max_size,
@@ -337,10 +359,12 @@ async def _check_statement_timeout(pool: GuardedPool, statement_timeout_ms: int)
 CLOSE_SECONDS = 10.0
 
 
-async def close_pool(pool: asyncpg.Pool) -> None:
+async def close_pool(pool: asyncpg.Pool | None) -> None:
     """Close gracefully, but never wait on a connection that is not given back (a stream its
     client still holds, a handler stuck on a frozen server) for more than CLOSE_SECONDS: then
     end every connection, so that shutting down always ends."""
+    if pool is None:
+        return
     try:
         async with asyncio.timeout(CLOSE_SECONDS):
             await pool.close()

@@ -30,6 +30,7 @@ import msgspec
 from db.errors import NotFound
 from db.filters import BBox, EntryFilter, EntrySort, Ref
 from db.page import Page
+from db.pool import plans_custom
 from db.sql import query
 
 RefKind = Literal["blog", "actor", "location", "source"]
@@ -460,6 +461,7 @@ async def read_snapshot(conn: asyncpg.Connection, *, custom_plan: bool = False) 
     `custom_plan`: plan this transaction's statements for their actual values. Inside a
     caller's transaction the caller's isolation stands.
     """
+    custom_plan = custom_plan and not plans_custom(conn)  # its session plans every statement so already
     if conn.is_in_transaction():
         if custom_plan:
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")

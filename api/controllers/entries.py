@@ -18,7 +18,7 @@ from api.connection import connection, provide_connection
 from api.controllers.listing import PageInfo, cursors, list_response, page_info
 from api.entry_cache import EntryCache
 from api.exports import export_caller
-from db import entries
+from db import entries, where
 from db.entries import SORT_KEY_TYPE
 from db.filters import EntryFilter, EntrySort
 from db.page import Page
@@ -75,7 +75,8 @@ async def list_entries(
     query.done()
     export = fmt is formats.Format.NDJSON or whole
     # not a dependency: see api/connection.py; an export reads the primary (its chunks do too)
-    async with connection(request, primary=export) as conn:
+    custom_plan = not export and where.needs_custom_plan(flt)
+    async with connection(request, primary=export, custom_plan=custom_plan) as conn:
         if export:  # the whole result, streamed: no page
             state = request.app.state
             ticket = state.exports.take(export_caller(request))
