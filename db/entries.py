@@ -9,7 +9,7 @@ with its links' ids in one statement and take the references from `db.refs.Refs`
 from __future__ import annotations
 
 from collections import defaultdict
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext, suppress
 from datetime import datetime
 from typing import Any
 
@@ -227,6 +227,11 @@ def _linked_sql(page_sql: str, sort: EntrySort, page: Page) -> str:
 async def _linked_entries(conn: asyncpg.Connection, refs: Refs, records: list[asyncpg.Record]) -> list[Entry]:
     if not records:
         return []
+    if refs.trusts(records[0]["seen_seq"]):
+        # nearly always every reference is kept already: build at once (collecting the page's
+        # ids to look for missing ones cost 4% of an uncached actor page's CPU)
+        with suppress(KeyError):  # one is not: read what is missing, as below
+            return _built(refs, records)
     view = await refs.view(
         conn,
         records[0]["seen_seq"],
@@ -235,6 +240,11 @@ async def _linked_entries(conn: asyncpg.Connection, refs: Refs, records: list[as
         (i for r in records for i in r["location_ids"]),
         (i for r in records for i in r["source_ids"]),
     )
+    return _built(view, records)
+
+
+def _built(view: Refs, records: list[asyncpg.Record]) -> list[Entry]:
+    """The entries of `records` with their links from `view` (KeyError: a reference it lacks)."""
     blogs = view.blogs
     return [
         Entry(
