@@ -39,7 +39,8 @@ async def connection(
     `custom_plan`: the page's plan depends on its values (db/where.needs_custom_plan): on the
     primary, a connection of the custom-plan pool when one is free, whose statements are planned
     for their values with no transaction around them (otherwise db/where.read_snapshot sets it
-    for a transaction: two more round trips, measured 585 -> 722 req/s on a q= page)."""
+    for a transaction: two more round trips; a q= page under wrk -c16 went from 585 to 678 req/s
+    with 4 such connections, bench/RESULTS.md)."""
     state = request.app.state
     pool, replica = await routing.read_pool(state, primary=primary)
     if custom_plan and replica is None:
