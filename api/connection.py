@@ -43,15 +43,15 @@ async def connection(
     with 4 such connections, bench/RESULTS.md)."""
     state = request.app.state
     pool, replica = await routing.read_pool(state, primary=primary)
-    if custom_plan and replica is None:
-        pool = _plan_pool(state) or pool
+    if replica is None:
+        pool = _primary(state, custom_plan)
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
     except UNAVAILABLE as exc:
         if replica is None:
             raise Unavailable(f"the database cannot be reached ({type(exc).__name__}); retry shortly") from exc
         replica.failed(exc)  # that replica cannot serve: the primary can
-        pool, replica = (_plan_pool(state) if custom_plan else None) or state.pool, None
+        pool, replica = _primary(state, custom_plan), None
         try:
             conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
         except UNAVAILABLE as again:
@@ -71,10 +71,12 @@ async def connection(
             log.warning("a pooled connection could not be reset and was closed: %r", exc)
 
 
-def _plan_pool(state: Any) -> GuardedPool | None:
-    """The custom-plan pool if it can give a connection now: one idle, or room to open one.
-    When all are busy the page takes the request pool (and a transaction) rather than waiting."""
-    pool: GuardedPool | None = state.get("plan_pool")
-    if pool is None or (pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()):
-        return None
-    return pool
+def _primary(state: Any, custom_plan: bool) -> GuardedPool:
+    """The primary's pool for this page: the custom-plan pool if the page wants it and it can give
+    a connection now (one idle, or room to open one), else the request pool: when all are busy
+    the page takes a transaction there rather than waiting."""
+    plans: GuardedPool | None = state.get("plan_pool") if custom_plan else None
+    if plans is not None and (plans.get_idle_size() > 0 or plans.get_size() < plans.get_max_size()):
+        return plans
+    request_pool: GuardedPool = state.pool
+    return request_pool
