@@ -185,6 +185,10 @@ class GuardedPool(asyncpg.Pool):
             self._interrupted.discard(task)  # the watchdog's doing, not the caller's: a 503
             task.uncancel()
             raise Unavailable("the database stopped answering; retry shortly") from None
+        except asyncpg.PostgresError as exc:
+            # refused while connecting (not accepting connections, renamed, dropped): a 503, not a 500
+            self.circuit.trip(self, exc)
+            raise Unavailable(f"the database refused a connection ({exc.sqlstate}); retry shortly") from exc
         except BaseException as exc:
             self.circuit.trip(self, exc)
             raise

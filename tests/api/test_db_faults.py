@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from litestar.testing import AsyncTestClient
 
 from db import keys as keydb
 from tests.api.live import live_server
@@ -89,3 +90,28 @@ async def test_connections_killed_under_load_are_503s_never_500s(
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("no 200 after the faults stopped")
+
+
+async def test_a_database_that_refuses_new_connections_is_a_503_not_a_500(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    db_dsn: str,
+) -> None:
+    """`ALLOW_CONNECTIONS false` (or a database dropped or renamed under the service) refuses a
+    new connection with an SQL error, not a network one: still the service is unavailable."""
+    assert (await client.get("/v1/actors")).status_code == 200
+    name = db_dsn.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(db_dsn.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        answers = {path: await client.get(path) for path in ("/v1/actors", "/v1/blogs", "/v1/entries?limit=1")}
+        gql = await client.post("/graphql", json={"query": "{ entries(first: 1) { nodes { id } } }"})
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    for path, r in answers.items():
+        assert r.status_code == 503, (path, r.text)
+        assert r.headers["content-type"] == "application/problem+json", path
+        assert int(r.headers["retry-after"]) > 0, path
+    assert gql.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE", gql.text
+    assert (await client.get("/v1/actors")).status_code == 200  # and it answers again once allowed
