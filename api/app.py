@@ -23,6 +23,7 @@ from api.controllers.writes import write_routes
 from api.docs import DocsPlugin, openapi_config
 from api.errors import RETRY_AFTER_SECONDS, exception_handlers
 from api.exports import ExportGate
+from api.fast_entries import FastEntryPages
 from api.head import HeadMiddleware, allow_every_method
 from api.live import live_lifespan
 from api.metrics import MetricsPlugin
@@ -141,6 +142,8 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
     # metrics for every request that gets past them, matched or not; HEAD answered as GET without the
     # body; compression of the finished body (its ETag already computed by the caching middleware)
     inner = app.asgi_handler
+    if settings.rest_fast:  # the hottest route's JSON pages without Litestar's per-request machinery
+        inner = FastEntryPages(inner, app)
     if settings.compression:
         inner = CompressionMiddleware(inner, min_bytes=settings.compress_min_bytes)
     # read-your-writes: Sitrep-Min-Seq in, Sitrep-Seq out, reads on replicas (api/routing.py)

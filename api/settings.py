@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     export_give_way: float = 0.5  # most seconds an export waits between chunks for pages in flight (api/foreground.py)
     compression: bool = True  # brotli/gzip for clients that ask (api/compression.py)
     compress_min_bytes: int = 1024  # smaller bodies go as they are
+    rest_fast: bool = (
+        True  # GET /v1/entries JSON pages answered without Litestar's per-request machinery (api/fast_entries.py)
+    )
     shutdown_timeout_seconds: int = 10  # `sitrep serve`: how long SIGTERM waits for requests to finish
     ws_max_subscriptions: int = 100  # GraphQL subscriptions open on one WebSocket
     caller_max_subscriptions: int = 500  # ... and for one key (or anonymous address), per instance
@@ -141,6 +144,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         export_give_way=float(env.get("SITREP_EXPORT_GIVE_WAY", "0.5")),
         compression=_bool(env.get("SITREP_COMPRESSION", "true")),
         compress_min_bytes=int(env.get("SITREP_COMPRESS_MIN_BYTES", "1024")),
+        rest_fast=_bool(env.get("SITREP_REST_FAST", "true")),
         shutdown_timeout_seconds=int(env.get("SITREP_SHUTDOWN_TIMEOUT", "10")),
         ws_max_subscriptions=int(env.get("SITREP_WS_MAX_SUBSCRIPTIONS", "100")),
         caller_max_subscriptions=int(env.get("SITREP_KEY_MAX_SUBSCRIPTIONS", "500")),

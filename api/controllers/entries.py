@@ -83,19 +83,21 @@ async def list_entries(
             stream = await formats.export_entries(conn, state.export_pool, flt, order, ticket, fmt)
             return cast(Response[EntryList], stream)
         if fmt is formats.Format.JSON:
-            return await _json_page(request, conn, flt, order, page)
+            body, info = await json_page(request, conn, flt, order, page)
+            return list_response(request, body, info)
         found = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
     info = page_info(request, found, page.limit, sort=order, filter=flt)
     response = list_response(request, EntryList(data=found.rows, page=info), info)
     return cast(Response[EntryList], formats.entries_page_response(fmt, found.rows, info, dict(response.headers)))
 
 
-async def _json_page(
+async def json_page(
     request: Request[Any, Any, Any], conn: asyncpg.Connection, flt: EntryFilter, order: EntrySort, page: Page
-) -> Response[EntryList]:
-    """The page as `EntryList` JSON: keys first and entries from the entry cache while it finds
-    nearly all of them, else the page with its links in one statement (api/entry_cache.py).
-    The ETag is the caching middleware's, from the body's bytes, the same either way."""
+) -> tuple[bytes, PageInfo]:
+    """The page as `EntryList` JSON bytes and its page info: keys first and entries from the entry
+    cache while it finds nearly all of them, else the page with its links in one statement
+    (api/entry_cache.py). The ETag is the caching middleware's, from the body's bytes, the same
+    either way. The route and its fast path (api/fast_entries.py) both answer with this."""
     cache: EntryCache = request.app.state.entry_cache
     if cache.enabled and cache.keys_first:
         return await _json_page_keys_first(request, conn, cache, flt, order, page)
@@ -103,13 +105,13 @@ async def _json_page(
     found = await entries.list_linked(conn, request.app.state.refs, flt, order, page)
     info = page_info(request, found, page.limit, sort=order, filter=flt)
     if not cache.enabled:
-        return list_response(request, _encode(EntryList(data=found.rows, page=info)), info)
+        return _encode(EntryList(data=found.rows, page=info)), info
     cache.count(len(found.rows), sum(1 for entry in found.rows if cache.get(entry) is not None))
     if not cache.fills():
-        return list_response(request, _encode(EntryList(data=found.rows, page=info)), info)
+        return _encode(EntryList(data=found.rows, page=info)), info
     rendered = cache.render({entry.id: entry for entry in found.rows}, generation)
     body = b",".join(rendered[entry.id].body for entry in found.rows)
-    return list_response(request, b'{"data":[' + body + b'],"page":' + _encode(info) + b"}", info)
+    return b'{"data":[' + body + b'],"page":' + _encode(info) + b"}", info
 
 
 async def _json_page_keys_first(
@@ -119,7 +121,7 @@ async def _json_page_keys_first(
     flt: EntryFilter,
     order: EntrySort,
     page: Page,
-) -> Response[EntryList]:
+) -> tuple[bytes, PageInfo]:
     found, seq = await entries.list_keys(conn, flt, order, page, request.app.state.refs)
     trusted = cache.trusts(seq)
     parts = [cache.get(key) if trusted else None for key in found.rows]
@@ -132,7 +134,7 @@ async def _json_page_keys_first(
         parts = [part if part is not None else fresh.get(key.id) for key, part in zip(found.rows, parts, strict=True)]
     info = page_info(request, found, page.limit, sort=order, filter=flt)
     body = b",".join(part.body for part in parts if part is not None)
-    return list_response(request, b'{"data":[' + body + b'],"page":' + _encode(info) + b"}", info)
+    return b'{"data":[' + body + b'],"page":' + _encode(info) + b"}", info
 
 
 @get(

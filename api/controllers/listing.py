@@ -34,11 +34,16 @@ def page_info(
     return PageInfo(limit=limit, next_cursor=token, total=found.total)
 
 
+def next_link(request: Request[Any, Any, Any], info: PageInfo) -> str | None:
+    """The `Link` header's value for the next page: this URL with the next cursor, if there is one."""
+    if info.next_cursor is None:
+        return None
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", info.next_cursor))
+    url = request.url.with_replacements(query=urlencode(params))
+    return f'<{url}>; rel="next"'
+
+
 def list_response(request: Request[Any, Any, Any], body: Any, info: PageInfo) -> Response[Any]:
-    headers = {}
-    if info.next_cursor is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        params.append(("cursor", info.next_cursor))
-        url = request.url.with_replacements(query=urlencode(params))
-        headers["Link"] = f'<{url}>; rel="next"'
-    return Response(body, headers=headers)
+    link = next_link(request, info)
+    return Response(body, headers={"Link": link} if link is not None else {})
