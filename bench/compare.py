@@ -41,6 +41,12 @@ A 10M database takes ~45 min to generate:
     createdb -h 127.0.0.1 -U postgres sitrep_bench_10m
     DATABASE_URL=postgresql://postgres@127.0.0.1/sitrep_bench_10m sitrep generate --entries 10000000 --seed 1
 
+A/B of a setting in one interleaved run: `--variant NAME=ENV=VALUE,…` (repeatable) starts one
+more sitrep server, sitrep-NAME, with those settings; it is in the byte-identity checks and has rows
+of its own. `--workloads blog,actor,Q5` keeps only those workloads; `--no-write` leaves RESULTS.md:
+    nice .venv/bin/python bench/compare.py --servers sitrep-nocache,bare --workloads blog,actor,Q5 \\
+        --rounds 3 --duration 8 --no-write --variant slow=SITREP_REST_FAST=false,SITREP_ENTRY_CACHE_MB=0
+
 The Markdown goes to bench/RESULTS.md between markers of its own (one section for one worker,
 one for --workers 2, one for --sizes), replaced on rerun; --out also writes every run as JSON.
 Nothing here asserts a speed.
@@ -107,6 +113,8 @@ rest = _load("rest")
 ALL_SERVERS = ("sitrep", "sitrep-nocache", "bare", "postgraphile5")
 REST_SERVERS = ("sitrep", "sitrep-nocache", "bare")
 GQL_SERVERS = ("sitrep", "sitrep-nocache", "postgraphile5")
+# --variant NAME=ENV=VALUE,…: more sitrep servers, each with settings of its own (an A/B in the same run)
+VARIANTS: dict[str, dict[str, str]] = {}
 
 # ---------------------------------------------------------------- workloads
 
@@ -249,6 +257,7 @@ def started(name: str, dsn: str, workers: int, pool: int = 10) -> Iterator[Serve
         env |= {"SITREP_LOAD_SAMPLE": "false", "SITREP_DATA_DIR": data_dir, "SITREP_ANONYMOUS_RATE": "100000000"}
         if name == "sitrep-nocache":
             env["SITREP_ENTRY_CACHE_MB"] = "0"
+        env |= VARIANTS.get(name, {})
         cmd = [str(VENV_BIN / "sitrep"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         cwd = REPO
     elif name == "bare":
@@ -412,7 +421,7 @@ def wrk(url: str, script: Path, seconds: float, connections: int, threads: int, 
 
 def check_rest(servers: dict[str, Server], workloads: list[Workload], sample: int = 5) -> None:
     """Byte-identical bodies and ETags from every REST server on a sample of each workload."""
-    names = [s for s in REST_SERVERS if s in servers]
+    names = [s for s in (*REST_SERVERS, *VARIANTS) if s in servers]
     with httpx.Client(timeout=60) as client:
         del client.headers["accept-encoding"]  # as wrk: no compression
         for w in workloads:
@@ -450,7 +459,7 @@ def _gql_summary(workload: str, server: str, body: dict[str, Any]) -> list[tuple
 
 
 def check_graphql(servers: dict[str, Server], workloads: list[Workload], sample: int = 3) -> None:
-    names = [s for s in GQL_SERVERS if s in servers]
+    names = [s for s in (*GQL_SERVERS, *VARIANTS) if s in servers]
     with httpx.Client(timeout=60) as client:
         for w in workloads:
             n = len(w.bodies["sitrep"])
@@ -459,11 +468,11 @@ def check_graphql(servers: dict[str, Server], workloads: list[Workload], sample:
                 for name in names:
                     r = client.post(
                         servers[name].base + "/graphql",
-                        content=w.bodies[name][i],
+                        content=w.bodies["sitrep" if name in VARIANTS else name][i],
                         headers={"content-type": "application/json"},
                     )
                     r.raise_for_status()
-                    got[name] = _gql_summary(w.name, name, r.json())
+                    got[name] = _gql_summary(w.name, "sitrep" if name in VARIANTS else name, r.json())
                 if any(v != got[names[0]] for v in got.values()) or not got[names[0]]:
                     raise RuntimeError(f"{w.name}: the GraphQL servers disagree: {got}")
 
@@ -491,9 +500,12 @@ def measure(
                 if w.kind == "rest":
                     return servers[server].base, lua(folder, f"{w.name}-{server}", w.paths, "GET", seed)
                 url = servers[server].base + "/graphql"
-                return url, lua(folder, f"{w.name}-{server}", w.bodies[server], "POST", seed)
+                bodies = w.bodies["sitrep" if server in VARIANTS else server]
+                return url, lua(folder, f"{w.name}-{server}", bodies, "POST", seed)
 
             def serves(w: Workload, server: str) -> bool:
+                if server in VARIANTS:
+                    return w.kind == "rest" or "sitrep" in w.bodies
                 return server in (REST_SERVERS if w.kind == "rest" else GQL_SERVERS) and (
                     w.kind == "rest" or server in w.bodies
                 )
@@ -559,13 +571,13 @@ def throughput_table(workloads: list[Workload], med: dict[str, dict[str, dict[st
     for w in workloads:
         by = med.get(w.name, {})
         ref = by.get("bare" if w.kind == "rest" else "postgraphile5")
-        for s in ALL_SERVERS:
+        for s in (*ALL_SERVERS, *VARIANTS):
             m = by.get(s)
             if m is None:
                 continue
             ratio = f"{m['requests_per_s'] / ref['requests_per_s']:.2f}" if ref and ref is not m else ""
             lines.append(
-                f"| {w.name}: {w.title} | {LABELS[s]} | {m['requests_per_s']:.0f} | {ratio} | {m['p50_ms']:.1f}"
+                f"| {w.name}: {w.title} | {LABELS.get(s, s)} | {m['requests_per_s']:.0f} | {ratio} | {m['p50_ms']:.1f}"
                 f" | {m['p99_ms']:.1f} | {m['server_cpu_ms']:.2f} | {m['db_cpu_ms']:.2f} | {m['wrk_cpu_ms']:.2f} | {m['rss_mib']:.0f}"
                 f" | {m['failed']:.0f} |"
             )
@@ -677,7 +689,7 @@ def migrate(dsn: str) -> None:
         subprocess.run([str(VENV_BIN / "sitrep"), "migrate"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
-async def _workloads(dsn: str, mixed: bool) -> tuple[list[Workload], int]:
+async def _workloads(dsn: str, mixed: bool, only: str | None = None) -> tuple[list[Workload], int]:
     conn = await asyncpg.connect(dsn)
     try:
         total = int(await conn.fetchval("SELECT count(*) FROM entries"))
@@ -690,12 +702,14 @@ async def _workloads(dsn: str, mixed: bool) -> tuple[list[Workload], int]:
         out += gq[1:] if mixed else gq
     finally:
         await conn.close()
+    if only:
+        out = [w for w in out if w.name in only.split(",")]
     return out, total
 
 
 def run_servers(dsn: str, args: argparse.Namespace, mixed: bool, label: str = "") -> tuple[list[Workload], Any, int]:
     migrate(dsn)
-    workloads, total = asyncio.run(_workloads(dsn, mixed))
+    workloads, total = asyncio.run(_workloads(dsn, mixed, args.workloads))
     with ExitStack() as stack:
         servers = {name: stack.enter_context(started(name, dsn, args.workers)) for name in args.servers}
         check_rest(servers, [w for w in workloads if w.kind == "rest"])
@@ -721,6 +735,15 @@ def main() -> int:
     parser.add_argument("--filter-timeout", type=float, default=5, help="seconds at most per filter call (--sizes)")
     parser.add_argument("--filter-runs", type=int, default=20, help="sequential calls per filter cell (--sizes)")
     parser.add_argument("--servers", default=",".join(ALL_SERVERS))
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=ENV=VALUE,…",
+        help="one more sitrep server named sitrep-NAME with these settings, e.g. fast=SITREP_REST_FAST=false"
+        " (repeatable); with --workloads and --no-write, an A/B of a setting in one interleaved run",
+    )
+    parser.add_argument("--workloads", help="only these workloads (comma-separated names: blog,actor,deep,Q5,…)")
     parser.add_argument("--check-only", action="store_true", help="compare the servers' answers and stop")
     parser.add_argument("--no-write", action="store_true", help="print, but leave bench/RESULTS.md alone")
     parser.add_argument("--out", type=Path, help="every run as JSON")
@@ -728,6 +751,13 @@ def main() -> int:
     args.servers = tuple(args.servers.split(","))
     if not set(args.servers) <= set(ALL_SERVERS):
         parser.error(f"--servers: any of {', '.join(ALL_SERVERS)}")
+    for item in args.variant:
+        name, _, settings = item.partition("=")
+        pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
+        if not name or not pairs or any(len(pair) != 2 or not pair[0].startswith("SITREP_") for pair in pairs):
+            parser.error(f"--variant {item!r}: NAME=SITREP_SETTING=VALUE,…")
+        VARIANTS[f"sitrep-{name}"] = dict(pairs)
+    args.servers += tuple(VARIANTS)
     args.command = "nice .venv/bin/python bench/compare.py " + shlex.join(sys.argv[1:])
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install -y wrk)")
