@@ -236,6 +236,20 @@ async def test_a_full_cache_that_finds_half_a_page_still_fills_one_page_in_eight
     assert cache.evictions - evictions <= 3 * 4  # at most 3 pages of the 24 kept, 4 entries each
 
 
+def test_a_full_cache_that_finds_little_fills_one_page_in_sixty_four() -> None:
+    """A crawler's working set far larger than the cache (random blogs, deep cursors) finds under
+    a quarter of each page here: keeping one page in eight would still churn for nothing."""
+    cache = EntryCache(max_bytes=1_000)
+    cache.size = 1_000  # full
+    cache.count(1_000, 100)  # a hit rate of 0.1
+    assert sum(cache.fills() for _ in range(640)) == 10
+    cache.count(1_000, 900)  # the traffic narrowed: 0.5 now
+    assert 0.25 <= cache.hit_rate < 0.8
+    assert sum(cache.fills() for _ in range(640)) == 80
+    cache.size = 800  # room again: every page
+    assert all(cache.fills() for _ in range(10))
+
+
 async def test_traffic_narrowed_to_what_fits_reaches_keys_first_in_a_full_cache(
     client: AsyncTestClient[Any], uncached: AsyncTestClient[Any], world: World
 ) -> None:
