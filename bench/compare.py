@@ -88,6 +88,9 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 VENV_BIN = Path(sys.executable).parent
+# --sitrep-bin: the `sitrep` that serves (another venv, e.g. one without the test extras, whose
+# schemathesis brings pydantic, which Litestar then imports in every process: ~8 MiB each)
+SITREP_BIN = [VENV_BIN / "sitrep"]
 RESULTS = BENCH / "RESULTS.md"
 SECRET = "bench-secret-not-for-production"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/sitrep_bench"
@@ -258,7 +261,7 @@ def started(name: str, dsn: str, workers: int, pool: int = 10) -> Iterator[Serve
         if name == "sitrep-nocache":
             env["SITREP_ENTRY_CACHE_MB"] = "0"
         env |= VARIANTS.get(name, {})
-        cmd = [str(VENV_BIN / "sitrep"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        cmd = [str(SITREP_BIN[0]), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         cwd = REPO
     elif name == "bare":
         cmd = [sys.executable, str(BENCH / "bare.py"), "--port", str(port), "--workers", str(workers)]
@@ -743,6 +746,11 @@ def main() -> int:
         help="one more sitrep server named sitrep-NAME with these settings, e.g. fast=SITREP_REST_FAST=false"
         " (repeatable); with --workloads and --no-write, an A/B of a setting in one interleaved run",
     )
+    parser.add_argument(
+        "--sitrep-bin",
+        type=Path,
+        help="the sitrep executable that serves [default: this venv's]; e.g. of `pip install .` in a venv of its own",
+    )
     parser.add_argument("--workloads", help="only these workloads (comma-separated names: blog,actor,deep,Q5,…)")
     parser.add_argument("--check-only", action="store_true", help="compare the servers' answers and stop")
     parser.add_argument("--no-write", action="store_true", help="print, but leave bench/RESULTS.md alone")
@@ -758,6 +766,10 @@ def main() -> int:
             parser.error(f"--variant {item!r}: NAME=SITREP_SETTING=VALUE,…")
         VARIANTS[f"sitrep-{name}"] = dict(pairs)
     args.servers += tuple(VARIANTS)
+    if args.sitrep_bin is not None:
+        if not args.sitrep_bin.is_file():
+            parser.error(f"--sitrep-bin: no such file {args.sitrep_bin}")
+        SITREP_BIN[0] = args.sitrep_bin.resolve()
     args.command = "nice .venv/bin/python bench/compare.py " + shlex.join(sys.argv[1:])
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install -y wrk)")
