@@ -10,12 +10,12 @@ Keys first pays only when nearly every entry is here: `keys_first` says so while
 a page's entries found here (measured either way, decaying) is at least `KEYS_FIRST_HIT_RATE`.
 On a working set larger than the cache the hit rate falls below it and every page is one
 statement, as without the cache; once the cache is full, only one page in FILL_EVERY is encoded
-entry by entry and kept (the others are one encode, as without the cache), one in FILL_EVERY_COLD
-while under a quarter of what pages ask is found here, so eviction churn costs neither a round
-trip nor an encode per entry on every page. (Filling every page while
+entry by entry and kept (the others are one encode, as without the cache), so eviction churn
+costs neither a round trip nor an encode per entry on every page. (Filling every page while
 half a page was found, as an earlier version did, kept a mix of 50 actors' pages at a hit rate
 of 0.4-0.5 that never reached keys first: all the churn, none of the gain; bench/compare.py's
-actor mix ran at 0.47 of bare with the cache against 0.70 without it.) The bytes are exactly what
+actor mix ran at 0.47 of bare with the cache against 0.70 without it. Filling one page in 8
+still cost that mix 13%: 442 req/s against 507 without the cache, at a hit rate of 0.46-0.5.) The bytes are exactly what
 msgspec writes for `db.rows.Entry`, so a page is byte-identical with or without the cache
 (tests/api/test_entry_cache.py).
 
@@ -48,12 +48,11 @@ _encode = msgspec.json.Encoder().encode
 KEYS_FIRST_HIT_RATE = 0.8
 _DECAY_EVERY = 2_000  # lookups; then both counts halve, so the rate follows the traffic
 # once the cache is full (and pages are not read keys first), one page in this many fills it:
-# encoding entries one by one costs about twice one encode of the page (~0.25 ms more a page)
-FILL_EVERY = 8
-# and one in this many while under this share of page entries is found here: a working set far
-# larger than the cache (a crawler's random blogs, deep cursors) gains nothing from what it keeps
-FILL_EVERY_COLD = 64
-COLD_HIT_RATE = 0.25
+# encoding entries one by one costs about twice one encode of the page (~0.25 ms more a page).
+# On a working set larger than the cache, what is kept is a sample of it whatever the rate of
+# filling, so the hit rate it settles at is the same; the rate only says how soon traffic that
+# narrows to what fits finds its pages here (one in 32: within a few thousand pages)
+FILL_EVERY = 32
 
 
 class Versioned(Protocol):
@@ -132,17 +131,13 @@ class EntryCache(Heard):
 
     def fills(self) -> bool:
         """Whether a page read in one statement should be kept here: every page while there is
-        room, else one in FILL_EVERY, or one in FILL_EVERY_COLD while the hit rate is under
-        COLD_HIT_RATE. Kept entries pay only once pages read keys first; until then each fill of
-        a full cache is an encode per entry and as many evictions. That is enough for the rate to
-        rise to keys first when the traffic narrows to what fits (nothing kept is then evicted),
-        without paying on every page while it cannot."""
+        room, else one in FILL_EVERY. Kept entries pay only once pages read keys first; until
+        then each fill of a full cache is an encode per entry and as many evictions. That is
+        enough for the rate to rise to keys first when the traffic narrows to what fits (nothing
+        kept is then evicted), without paying on every page while it cannot."""
         self._pages += 1
         # room: under 7/8 full (eviction keeps a full cache just under its bound, not 1/8 below)
-        if self.size * 8 < self.max_bytes * 7:
-            return True
-        every = FILL_EVERY_COLD if self._found < COLD_HIT_RATE * self._looked else FILL_EVERY
-        return self._pages % every == 0
+        return self.size * 8 < self.max_bytes * 7 or self._pages % FILL_EVERY == 0
 
     def count(self, looked: int, found: int) -> None:
         """A page looked up `looked` entries here and found `found` (or would have: a page read in

@@ -217,7 +217,7 @@ async def test_a_working_set_larger_than_the_cache_reads_pages_in_one_statement(
     assert "sitrep_entry_cache_keys_first 0.0" in metrics
 
 
-async def test_a_full_cache_that_finds_half_a_page_still_fills_one_page_in_eight(
+async def test_a_full_cache_that_finds_half_a_page_fills_one_page_in_thirty_two(
     client: AsyncTestClient[Any], uncached: AsyncTestClient[Any], world: World
 ) -> None:
     """A mix that finds 40-60% of each page here never reaches keys first: filling every page then
@@ -233,19 +233,20 @@ async def test_a_full_cache_that_finds_half_a_page_still_fills_one_page_in_eight
     evictions = cache.evictions
     for path in paths * 8:  # 24 first pages, 80 entries' worth
         assert await _page(client, path) == await _page(uncached, path)
-    assert cache.evictions - evictions <= 3 * 4  # at most 3 pages of the 24 kept, 4 entries each
+    assert cache.evictions - evictions <= 4  # at most 1 page of the 24 kept, 4 entries each
 
 
-def test_a_full_cache_that_finds_little_fills_one_page_in_sixty_four() -> None:
-    """A crawler's working set far larger than the cache (random blogs, deep cursors) finds under
-    a quarter of each page here: keeping one page in eight would still churn for nothing."""
+def test_a_full_cache_fills_one_page_in_thirty_two_whatever_it_finds() -> None:
+    """Below keys first, what is kept only pays once the traffic narrows: a crawler's working set
+    far larger than the cache (0.1 found) and the actor mix (half found, 13% slower filling one
+    page in 8) alike keep one page in 32; a cache with room keeps every page."""
     cache = EntryCache(max_bytes=1_000)
     cache.size = 1_000  # full
     cache.count(1_000, 100)  # a hit rate of 0.1
-    assert sum(cache.fills() for _ in range(640)) == 10
-    cache.count(1_000, 900)  # the traffic narrowed: 0.5 now
+    assert sum(cache.fills() for _ in range(640)) == 20
+    cache.count(1_000, 900)  # half found now
     assert 0.25 <= cache.hit_rate < 0.8
-    assert sum(cache.fills() for _ in range(640)) == 80
+    assert sum(cache.fills() for _ in range(640)) == 20
     cache.size = 800  # room again: every page
     assert all(cache.fills() for _ in range(10))
 
