@@ -762,8 +762,12 @@ def main() -> int:
     for item in args.variant:
         name, _, settings = item.partition("=")
         pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
-        if not name or not pairs or any(len(pair) != 2 or not pair[0].startswith("SITREP_") for pair in pairs):
-            parser.error(f"--variant {item!r}: NAME=SITREP_SETTING=VALUE,…")
+        if (
+            not name
+            or not pairs
+            or any(len(pair) != 2 or not pair[0].startswith(("SITREP_", "PYTHON", "MALLOC_")) for pair in pairs)
+        ):
+            parser.error(f"--variant {item!r}: NAME=SITREP_SETTING=VALUE,… (or PYTHON…, MALLOC_… variables)")
         VARIANTS[f"sitrep-{name}"] = dict(pairs)
     args.servers += tuple(VARIANTS)
     if args.sitrep_bin is not None:
