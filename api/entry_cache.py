@@ -15,9 +15,9 @@ costs neither a round trip nor an encode per entry on every page. (Filling every
 half a page was found, as an earlier version did, kept a mix of 50 actors' pages at a hit rate
 of 0.4-0.5 that never reached keys first: all the churn, none of the gain; bench/compare.py's
 actor mix ran at 0.47 of bare with the cache against 0.70 without it. Filling one page in 8
-still cost that mix 13%: 442 req/s against 507 without the cache, at a hit rate of 0.46-0.5.) The bytes are exactly what
-msgspec writes for `db.rows.Entry`, so a page is byte-identical with or without the cache
-(tests/api/test_entry_cache.py).
+still cost that mix 13%: 442 req/s against 507 without the cache, at a hit rate of 0.46-0.5.)
+The bytes are exactly what msgspec writes for `db.rows.Entry`, so a page is byte-identical with
+or without the cache (tests/api/test_entry_cache.py).
 
 What is kept is trusted only under the rules of `db.refs.Heard`: while the live hub hears
 every change, for a page whose snapshot saw no change the hub has not passed on yet. A change
