@@ -461,6 +461,11 @@ def _gql_summary(workload: str, server: str, body: dict[str, Any]) -> list[tuple
     ]
 
 
+def _as_written_for(server: str) -> str:
+    """Whose GraphQL documents a server takes: a --variant is sitrep with other settings."""
+    return "sitrep" if server in VARIANTS else server
+
+
 def check_graphql(servers: dict[str, Server], workloads: list[Workload], sample: int = 3) -> None:
     names = [s for s in (*GQL_SERVERS, *VARIANTS) if s in servers]
     with httpx.Client(timeout=60) as client:
@@ -471,11 +476,11 @@ def check_graphql(servers: dict[str, Server], workloads: list[Workload], sample:
                 for name in names:
                     r = client.post(
                         servers[name].base + "/graphql",
-                        content=w.bodies["sitrep" if name in VARIANTS else name][i],
+                        content=w.bodies[_as_written_for(name)][i],
                         headers={"content-type": "application/json"},
                     )
                     r.raise_for_status()
-                    got[name] = _gql_summary(w.name, "sitrep" if name in VARIANTS else name, r.json())
+                    got[name] = _gql_summary(w.name, _as_written_for(name), r.json())
                 if any(v != got[names[0]] for v in got.values()) or not got[names[0]]:
                     raise RuntimeError(f"{w.name}: the GraphQL servers disagree: {got}")
 
@@ -503,7 +508,7 @@ def measure(
                 if w.kind == "rest":
                     return servers[server].base, lua(folder, f"{w.name}-{server}", w.paths, "GET", seed)
                 url = servers[server].base + "/graphql"
-                bodies = w.bodies["sitrep" if server in VARIANTS else server]
+                bodies = w.bodies[_as_written_for(server)]
                 return url, lua(folder, f"{w.name}-{server}", bodies, "POST", seed)
 
             def serves(w: Workload, server: str) -> bool:

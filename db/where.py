@@ -353,7 +353,6 @@ def _list_sql(
         )
     link, link_col = _DRIVERS[drive]
     one: str | None = None  # the driving id's parameter, when there is only one
-    driving = ""
     if drive == "bbox":
         assert f.bbox is not None
         driving = f"(SELECT bl.id FROM locations bl WHERE {box(f.bbox, p)}) d"
